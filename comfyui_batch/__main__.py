@@ -1,0 +1,3 @@
+from .cli import console_script
+
+console_script()

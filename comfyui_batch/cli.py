@@ -1,0 +1,143 @@
+"""The command line: arguments in, typed options to `run_batch`, errors out as messages and
+exit codes. The only place that decides either."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from enum import IntEnum
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from . import __version__
+from .batch import DEFAULT_BATCH_FILE
+from .client import DEFAULT_SERVER, ServerAddress
+from .errors import BadInput, BatchError, InvalidBatch, ServerError, ServerUnreachable, UnsafePath
+from .progress import Console
+from .runner import RunOptions, run_batch
+from .scheduler import SchedulerOptions
+
+PROG = "ComfyUI-API-BatchProcessing.py"
+
+EXAMPLES = f"""\
+examples:
+  python {PROG} batchs_files/prt-sd15-text2image.json
+  python {PROG} my-batch.json --server 192.168.1.20:8188
+  COMFYUI_URL=http://gpu-box:8188 python {PROG} my-batch.json --fail-fast
+
+exit codes: 0 all jobs done, 1 some job failed, 2 bad input (nothing was queued),
+            3 server unreachable, 130 interrupted (Ctrl-C)
+"""
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    JOB_FAILED = 1
+    BAD_INPUT = 2
+    SERVER_UNREACHABLE = 3
+    INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Runs the tool; returns the exit code (the console script passes it to sys.exit)."""
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        options, quiet = parse_args(argv)
+    except BadInput as e:
+        print(f"error: {e}", file=stderr)
+        return ExitCode.BAD_INPUT
+    try:
+        summary = run_batch(options, Console(stdout, stderr, quiet))
+    except (BadInput, InvalidBatch, UnsafePath) as e:
+        print(f"error: {e}", file=stderr)
+        print("nothing was queued.", file=stderr)
+        return ExitCode.BAD_INPUT
+    except ServerUnreachable as e:
+        print(f"error: {e}", file=stderr)
+        print(
+            "Is ComfyUI running? Start it (python main.py in the ComfyUI folder, add --listen to reach it "
+            "from another machine) or point to it with --server URL or COMFYUI_URL.",
+            file=stderr,
+        )
+        return ExitCode.SERVER_UNREACHABLE
+    except ServerError as e:
+        print(f"error: the server misbehaved: {e}", file=stderr)
+        return ExitCode.SERVER_UNREACHABLE
+    except BatchError as e:
+        print(f"error: {e}", file=stderr)
+        return ExitCode.JOB_FAILED
+    except KeyboardInterrupt:
+        print("interrupted.", file=stderr)
+        return ExitCode.INTERRUPTED
+    if summary.interrupted:
+        return ExitCode.INTERRUPTED
+    return ExitCode.OK if summary.all_ok else ExitCode.JOB_FAILED
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
+    args = build_parser().parse_args(argv)
+    servers = args.server or os.environ.get("COMFYUI_URL", DEFAULT_SERVER).split(",")
+    try:
+        addresses = [ServerAddress.parse(s) for s in servers if s.strip()]
+    except ValueError as e:
+        raise BadInput(None, "--server", str(e)) from None
+    options = RunOptions(
+        batch_file=args.batch_file,
+        servers=addresses,
+        scheduler=SchedulerOptions(
+            in_flight=args.in_flight,
+            job_timeout=args.timeout,
+            retry_for=args.retry_for,
+            fail_fast=args.fail_fast,
+        ),
+    )
+    return options, args.quiet
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Queue every job of a batch file on ComfyUI, follow them, and save their outputs.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "batch_file", nargs="?", type=Path, default=DEFAULT_BATCH_FILE,
+        help=f"the batch file (JSON); default: {DEFAULT_BATCH_FILE}",
+    )
+    parser.add_argument(
+        "--server", action="append", metavar="URL",
+        help=f"ComfyUI server, http://host:port or host:port; default: $COMFYUI_URL or {DEFAULT_SERVER}",
+    )
+    parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed job")
+    parser.add_argument(
+        "--in-flight", type=_positive_int, default=SchedulerOptions.in_flight, metavar="N",
+        help="jobs queued on a server at once (default: %(default)s: one running, one ready)",
+    )
+    parser.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="give up on a job running longer than this")
+    parser.add_argument(
+        "--retry-for", type=_positive_float, default=SchedulerOptions.retry_for, metavar="SECONDS",
+        help="how long to keep retrying an unreachable server (default: %(default)ss)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary on stderr")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def console_script() -> None:
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Every error this package raises on purpose.
+
+    BatchError                      base; `str()` is a complete message for the user
+    ├── BadInput                    the batch or workflow file is wrong: exit 2, nothing queued
+    ├── InvalidBatch                several BadInput found at once: exit 2, nothing queued
+    ├── UnsafePath                  a name would put a file outside the output folder
+    ├── ServerUnreachable           no answer from a server: exit 3
+    ├── ServerError                 the server answered, but not as the protocol says
+    └── JobFailed                   one job failed; the batch goes on (exit 1 at the end)
+        └── PromptRejected          POST /prompt answered 400 (node_errors)
+
+Only `cli.main` turns these into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BatchError(Exception):
+    """Base of every error the package raises on purpose."""
+
+
+class BadInput(BatchError):
+    """A problem in a file the user wrote, located as precisely as we can."""
+
+    def __init__(self, file: Path | str | None, where: str, problem: str) -> None:
+        self.file = file
+        self.where = where
+        self.problem = problem
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        parts = [str(self.file)] if self.file else []
+        if self.where:
+            parts.append(self.where)
+        location = ", ".join(parts)
+        return f"{location}: {self.problem}" if location else self.problem
+
+
+class InvalidBatch(BatchError):
+    """Every problem found in a batch, reported together so one edit fixes them all."""
+
+    def __init__(self, problems: list[BadInput]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class UnsafePath(BatchError):
+    """A file or folder name that would escape the output directory."""
+
+
+class ServerUnreachable(BatchError):
+    """The server did not answer at all (refused, reset, timed out)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cannot reach ComfyUI at {url}: {reason}")
+
+
+class ServerError(BatchError):
+    """The server answered something a ComfyUI server should not."""
+
+
+class JobFailed(BatchError):
+    """A job did not produce its outputs."""
+
+
+class PromptRejected(JobFailed):
+    """POST /prompt refused the workflow (validation errors)."""

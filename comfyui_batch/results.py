@@ -1,0 +1,86 @@
+"""What a run produced: one JobResult per job, and the Summary printed at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .batch import Job
+
+OK = "ok"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: Job
+    status: str  # OK, FAILED or CANCELLED
+    prompt_id: str | None = None
+    server: str | None = None
+    files: tuple[str, ...] = ()  # saved paths; the server's names when saving is off
+    error: str | None = None
+    queued_at: float | None = None  # epoch seconds
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    @property
+    def seconds(self) -> float:
+        """Time on the server: from the start of execution (else queueing) to the end."""
+        start = self.started_at or self.queued_at
+        return (self.finished_at - start) if start and self.finished_at else 0.0
+
+    def record(self) -> dict[str, Any]:
+        """This result as a manifest line."""
+        return {
+            "event": self.status,
+            "job": self.job.index,
+            "key": self.job.key,
+            "values": dict(self.job.values),
+            "prompt_id": self.prompt_id,
+            "server": self.server,
+            "files": list(self.files),
+            "error": self.error,
+            "queued_at": self.queued_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+@dataclass
+class ServerStats:
+    jobs: int = 0
+    busy_seconds: float = 0.0
+
+
+@dataclass
+class Summary:
+    results: list[JobResult]
+    wall_seconds: float
+    servers: dict[str, ServerStats] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def files(self) -> int:
+        return sum(len(r.files) for r in self.results)
+
+    @property
+    def all_ok(self) -> bool:
+        return all(r.ok for r in self.results) and not self.interrupted
+
+    def text(self) -> str:
+        parts = [f"{self.count(OK)} ok", f"{self.count(FAILED)} failed"]
+        if self.count(CANCELLED):
+            parts.append(f"{self.count(CANCELLED)} cancelled")
+        line = f"done: {', '.join(parts)}; {self.files} file{'s' if self.files != 1 else ''}; {self.wall_seconds:.1f}s"
+        for name, stats in self.servers.items():
+            busy = 100 * stats.busy_seconds / self.wall_seconds if self.wall_seconds else 0
+            line += f"\n  {name}: {stats.jobs} job{'s' if stats.jobs != 1 else ''}, busy {busy:.0f}%"
+        return line

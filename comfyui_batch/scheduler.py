@@ -1,0 +1,350 @@
+"""Which job goes to which server, and when: keeps every server's queue fed, collects finished
+jobs beside submission, and notices lost prompts, dead servers and hung jobs.
+
+One thread (the caller's) owns all state. WebSocket readers and download workers only put
+messages on `self._inbox`; nothing else is shared.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from .batch import Job
+from .client import ComfyClient, HistoryEntry
+from .errors import BatchError, JobFailed, ServerUnreachable
+from .events import Event, EventStream, Progress, PromptDone, PromptStarted, StreamLost, StreamRestored
+from .progress import Reporter
+from .results import CANCELLED, FAILED, OK, JobResult, ServerStats
+
+# How long without any news before we ask the server directly (events can be missed).
+QUIET_RECONCILE_SECONDS = 2.0
+DOWNLOAD_WORKERS = 4
+COLLECT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class SchedulerOptions:
+    in_flight: int = 2  # prompts queued on a server at once: one running, one ready behind it
+    job_timeout: float | None = None  # seconds of execution before a job is abandoned
+    retry_for: float = 180.0  # seconds a server may stay unreachable before we give up
+    fail_fast: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    job: Job
+    graph: Callable[[], Mapping[str, Any]]  # built at submission, so memory stays flat
+
+
+Collector = Callable[[ComfyClient, HistoryEntry], tuple[str, ...]]
+
+
+@dataclass
+class Flight:
+    """A job queued on a server and not yet collected."""
+
+    plan: PlannedJob
+    server: Server
+    prompt_id: str
+    queued_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    collect_attempts: int = 0
+
+
+@dataclass
+class Server:
+    client: ComfyClient
+    client_id: str
+    stream: EventStream | None = None
+    flights: dict[str, Flight] = field(default_factory=dict)
+    unreachable_since: float | None = None
+    retry_at: float = 0.0
+    stats: ServerStats = field(default_factory=ServerStats)
+
+    @property
+    def name(self) -> str:
+        return str(self.client.address)
+
+
+@dataclass(frozen=True)
+class _Event:
+    server: Server
+    event: Event
+
+
+@dataclass(frozen=True)
+class _Collected:
+    flight: Flight
+    future: Future[tuple[str, ...]]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        clients: Iterable[ComfyClient],
+        collect: Collector,
+        record: Callable[[dict[str, Any]], None],
+        reporter: Reporter,
+        options: SchedulerOptions,
+    ) -> None:
+        self._servers = [Server(client, str(uuid.uuid4())) for client in clients]
+        self._collect = collect
+        self._record = record
+        self._reporter = reporter
+        self._options = options
+        self._inbox: queue.Queue[_Event | _Collected] = queue.Queue()
+        self._todo: deque[PlannedJob] = deque()
+        self._collecting: dict[str, Flight] = {}
+        self._results: list[JobResult] = []
+        self._last_news = time.monotonic()
+        self._stopping = False
+
+    @property
+    def results(self) -> list[JobResult]:
+        return list(self._results)
+
+    @property
+    def server_stats(self) -> dict[str, ServerStats]:
+        return {server.name: server.stats for server in self._servers}
+
+    def run(self, plans: Iterable[PlannedJob]) -> list[JobResult]:
+        self._todo.extend(plans)
+        with ThreadPoolExecutor(DOWNLOAD_WORKERS, thread_name_prefix="collect") as pool:
+            self._pool = pool
+            self._open_streams()
+            try:
+                while self._todo or self._in_flight() or self._collecting:
+                    self._submit_ready()
+                    self._wait_and_handle()
+                    self._check_servers()
+            except BaseException:
+                self._cancel_ours()
+                self._drain_collecting()
+                raise
+            finally:
+                for server in self._servers:
+                    if server.stream:
+                        server.stream.stop()
+        return self._results
+
+    # --- submission -------------------------------------------------------------------------
+
+    def _submit_ready(self) -> None:
+        for server in self._servers:
+            while self._todo and not self._stopping and self._has_room(server):
+                plan = self._todo.popleft()
+                try:
+                    self._submit(server, plan)
+                except ServerUnreachable as e:
+                    self._todo.appendleft(plan)
+                    self._mark_unreachable(server, e)
+                    break
+
+    def _has_room(self, server: Server) -> bool:
+        return server.unreachable_since is None and len(server.flights) < self._options.in_flight
+
+    def _submit(self, server: Server, plan: PlannedJob) -> None:
+        prompt_id = str(uuid.uuid4())
+        queued_at = time.time()
+        try:
+            queued = server.client.queue_prompt(plan.graph(), server.client_id, prompt_id)
+        except JobFailed as e:
+            self._finish(JobResult(plan.job, FAILED, server=server.name, error=str(e), queued_at=queued_at, finished_at=time.time()))
+            return
+        flight = Flight(plan, server, queued.prompt_id, queued_at)
+        server.flights[flight.prompt_id] = flight
+        self._record({"event": "queued", "job": plan.job.index, "key": plan.job.key, "values": dict(plan.job.values),
+                      "prompt_id": flight.prompt_id, "server": server.name, "queued_at": queued_at})
+        self._reporter.queued(plan.job, server.name)
+        for problem in queued.dropped_outputs:
+            self._reporter.warning(f"job {plan.job.index}: the server runs it without an output: {problem}")
+
+    # --- news from the servers --------------------------------------------------------------
+
+    def _open_streams(self) -> None:
+        for server in self._servers:
+            server.stream = EventStream(server.client.address, server.client_id, lambda e, s=server: self._inbox.put(_Event(s, e)))
+            if not server.stream.start():
+                self._reporter.warning(f"{server.name}: no WebSocket yet; following jobs by polling")
+
+    def _wait_and_handle(self) -> None:
+        try:
+            message = self._inbox.get(timeout=self._wait_time())
+        except queue.Empty:
+            return
+        self._last_news = time.monotonic()
+        if isinstance(message, _Collected):
+            self._on_collected(message)
+            return
+        server, event = message.server, message.event
+        if isinstance(event, PromptDone):
+            flight = server.flights.get(event.prompt_id)
+            if flight:
+                self._start_collecting(flight)
+        elif isinstance(event, PromptStarted):
+            flight = server.flights.get(event.prompt_id)
+            if flight:
+                flight.started_at = time.time()
+        elif isinstance(event, Progress):
+            flight = server.flights.get(event.prompt_id)
+            if flight:
+                self._reporter.progress(flight.plan.job, event.value, event.max)
+        elif isinstance(event, StreamRestored):
+            self._reconcile(server)
+        elif isinstance(event, StreamLost) and server.flights:
+            self._reporter.warning(f"{server.name}: WebSocket lost ({event.reason}); reconnecting")
+
+    def _wait_time(self) -> float:
+        waits = [QUIET_RECONCILE_SECONDS]
+        if self._options.job_timeout:
+            waits.append(1.0)
+        retry = [s.retry_at - time.monotonic() for s in self._servers if s.unreachable_since is not None]
+        return max(0.05, min(waits + retry))
+
+    def _check_servers(self) -> None:
+        quiet = time.monotonic() - self._last_news >= QUIET_RECONCILE_SECONDS
+        for server in self._servers:
+            if server.unreachable_since is not None:
+                if time.monotonic() >= server.retry_at:
+                    self._reconcile(server)
+            elif quiet and server.flights:
+                self._reconcile(server)
+            self._enforce_timeout(server)
+        if quiet:
+            self._last_news = time.monotonic()
+
+    def _reconcile(self, server: Server) -> None:
+        """Looks up what the server did with our prompts, trusting it over the events we got."""
+        try:
+            # Queue first, then history: a prompt leaves the queue only after its history is
+            # written, so one absent from both really is lost (the server restarted).
+            in_queue = server.client.queue()
+            for prompt_id, flight in list(server.flights.items()):
+                if prompt_id in in_queue.running and flight.started_at is None:
+                    flight.started_at = time.time()
+                if prompt_id in in_queue:
+                    continue
+                if server.client.history(prompt_id) is not None:
+                    self._start_collecting(flight)
+                else:
+                    del server.flights[prompt_id]
+                    self._reporter.warning(f"job {flight.plan.job.index}: {server.name} lost prompt {prompt_id}; queueing it again")
+                    self._todo.appendleft(flight.plan)
+        except ServerUnreachable as e:
+            self._mark_unreachable(server, e)
+            return
+        if server.unreachable_since is not None:
+            self._reporter.warning(f"{server.name} answers again")
+        server.unreachable_since = None
+
+    def _mark_unreachable(self, server: Server, error: ServerUnreachable) -> None:
+        now = time.monotonic()
+        if server.unreachable_since is None:
+            server.unreachable_since = now
+            self._reporter.warning(f"{error}; retrying for up to {self._options.retry_for:.0f}s")
+        elif now - server.unreachable_since > self._options.retry_for:
+            raise ServerUnreachable(server.name, f"{error.reason}, for {now - server.unreachable_since:.0f}s")
+        server.retry_at = now + min(5.0, 0.5 + (now - server.unreachable_since) / 4)
+
+    def _enforce_timeout(self, server: Server) -> None:
+        limit = self._options.job_timeout
+        if not limit:
+            return
+        now = time.time()
+        for prompt_id, flight in list(server.flights.items()):
+            if flight.started_at and now - flight.started_at > limit:
+                del server.flights[prompt_id]
+                try:
+                    server.client.interrupt(prompt_id)
+                except BatchError:
+                    pass  # the job is abandoned either way; the summary says so
+                self._finish(self._result(flight, FAILED, error=f"timed out after {limit:g}s (--timeout)"))
+
+    # --- collection -------------------------------------------------------------------------
+
+    def _start_collecting(self, flight: Flight) -> None:
+        server = flight.server
+        server.flights.pop(flight.prompt_id, None)
+        self._collecting[flight.prompt_id] = flight
+        finished_at = time.time()
+        server.stats.busy_seconds += finished_at - max(flight.started_at or flight.queued_at, flight.queued_at)
+        flight.finished_at = finished_at
+        future = self._pool.submit(self._fetch_and_save, flight)
+        future.add_done_callback(lambda f, fl=flight: self._inbox.put(_Collected(fl, f)))
+
+    def _fetch_and_save(self, flight: Flight) -> tuple[str, ...]:
+        entry = flight.server.client.history(flight.prompt_id)
+        if entry is None:
+            raise JobFailed(f"prompt {flight.prompt_id} finished but the server has no history for it")
+        return self._collect(flight.server.client, entry)
+
+    def _on_collected(self, message: _Collected) -> None:
+        flight = self._collecting.pop(message.flight.prompt_id)
+        try:
+            files = message.future.result()
+        except ServerUnreachable as e:
+            flight.collect_attempts += 1
+            if flight.collect_attempts < COLLECT_ATTEMPTS:
+                # Finished but not fetched: look again once the server answers.
+                flight.server.flights[flight.prompt_id] = flight
+                self._mark_unreachable(flight.server, e)
+            else:
+                self._finish(self._result(flight, FAILED, error=str(e)))
+            return
+        except BatchError as e:
+            self._finish(self._result(flight, FAILED, error=str(e)))
+            return
+        flight.server.stats.jobs += 1
+        self._finish(self._result(flight, OK, files=files))
+
+    def _result(self, flight: Flight, status: str, files: tuple[str, ...] = (), error: str | None = None) -> JobResult:
+        return JobResult(
+            flight.plan.job, status, flight.prompt_id, flight.server.name, files, error,
+            flight.queued_at, flight.started_at, flight.finished_at or time.time(),
+        )
+
+    def _finish(self, result: JobResult) -> None:
+        self._results.append(result)
+        self._record(result.record())
+        self._reporter.finished(result)
+        if not result.ok and self._options.fail_fast and not self._stopping:
+            self._stopping = True
+            self._reporter.warning("stopping at the first failure (--fail-fast)")
+            self._cancel_ours()
+            self._todo.clear()
+
+    # --- stopping ---------------------------------------------------------------------------
+
+    def _drain_collecting(self) -> None:
+        """Lets downloads already under way finish and be recorded, so no saved file goes
+        unrecorded (a resume would fetch it twice). A second Ctrl-C cuts this short."""
+        while self._collecting:
+            message = self._inbox.get()
+            if isinstance(message, _Collected):
+                self._on_collected(message)
+
+    def _in_flight(self) -> bool:
+        return any(server.flights for server in self._servers)
+
+    def _cancel_ours(self) -> None:
+        """Takes this run's prompts off the servers; other clients' prompts are never touched."""
+        for server in self._servers:
+            flights = list(server.flights.values())
+            if not flights:
+                continue
+            try:
+                server.client.delete_from_queue(f.prompt_id for f in flights)
+                for flight in flights:
+                    server.client.interrupt(flight.prompt_id)
+            except BatchError:
+                continue  # unreachable: nothing of ours can run there anyway
+            for flight in flights:
+                del server.flights[flight.prompt_id]
+                self._finish(self._result(flight, CANCELLED, error="cancelled"))

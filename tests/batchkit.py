@@ -1,0 +1,81 @@
+"""Building batch files and running the CLI in-process, for the integration tests."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from comfyui_batch.cli import main
+from comfyui_batch.outputs import read_manifest
+
+
+def image_workflow(steps: int = 1, step_ms: int = 0) -> dict[str, Any]:
+    """EmptyImage -> TestSlowSampler -> SaveImage: a model-free stand-in for a diffusion graph."""
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "TestSlowSampler", "inputs": {"image": ["1", 0], "steps": steps, "step_ms": step_ms, "seed": 0}},
+        "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "bk", "images": ["2", 0]}},
+    }
+
+
+IMAGE_ITEMS = {"color": "1,inputs,color", "width": "1,inputs,width", "seed": "2,inputs,seed", "steps": "2,inputs,steps"}
+
+
+def write_batch(
+    folder: Path,
+    prompts: list[dict[str, Any]],
+    workflow: dict[str, Any] | None = None,
+    items: dict[str, Any] | None = None,
+    generic: dict[str, Any] | None = None,
+    save: dict[str, Any] | None = None,
+    name: str = "batch.json",
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "wf.json").write_text(json.dumps(workflow or image_workflow()))
+    batch = {
+        "parameters": {
+            "workflow_file": str(folder / "wf.json"),
+            "workflow_items": items or IMAGE_ITEMS,
+            "save_images": save or {"enabled": True, "output_directory": str(folder / "out") + "/", "filename_prefix": "T"},
+            "generic_prompts": generic or {},
+        },
+        "prompts": prompts,
+    }
+    path = folder / name
+    path.write_text(json.dumps(batch, indent=2))
+    return path
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def saved(self) -> list[Path]:
+        return [Path(line) for line in self.out.splitlines() if line]
+
+
+def run_cli(*args: str) -> Run:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), stdout=out, stderr=err)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def manifest_records(output_directory: Path) -> list[dict[str, Any]]:
+    (path,) = output_directory.glob("*.manifest.jsonl")
+    return list(read_manifest(path))
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
+
+
+def history_ids(server_url: str) -> set[str]:
+    return set(get_json(f"{server_url}/history?max_items=100000"))
