@@ -15,12 +15,12 @@ from typing import Sequence
 from .batch import Batch, Job, expand_jobs, load_batch
 from .client import ComfyClient, ServerAddress
 from .collect import collect
-from .errors import BadInput, InvalidBatch
 from .outputs import Manifest, OutputFolder, check_prefix, manifest_path
 from .progress import Console, LineReporter
 from .results import Summary
-from .scheduler import PlannedJob, Scheduler, SchedulerOptions
-from .workflow import Workflow, load_workflow
+from .plan import resolve
+from .scheduler import Scheduler, SchedulerOptions
+from .workflow import load_workflow
 
 
 @dataclass(frozen=True)
@@ -59,30 +59,6 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
         if interrupted:
             reporter.warning(f"interrupted; the run's record is in {manifest.path}")
         return summary
-
-
-def resolve(batch: Batch, workflow: Workflow, jobs: list[Job]) -> list[PlannedJob]:
-    """Checks every job against the workflow and plans it. All problems are reported at once,
-    before anything is queued."""
-    problems: list[BadInput] = []
-    unplaceable = set()
-    for name in dict.fromkeys(name for job in jobs for name in job.values):
-        problem = workflow.locate(batch.items[name])
-        if problem:
-            problems.append(BadInput(batch.path, f"parameters.workflow_items.{name}", f"{problem} of {workflow.path}"))
-            unplaceable.add(name)
-    for job in jobs:
-        for name, value in job.values.items():
-            problem = None if name in unplaceable else workflow.check_value(batch.items[name], value)
-            if problem:
-                problems.append(BadInput(batch.path, batch.where(name, job.index - 1), problem))
-    if problems:
-        raise problems[0] if len(problems) == 1 else InvalidBatch(problems)
-    return [PlannedJob(job, partial(_graph_for, batch, workflow, job)) for job in jobs]
-
-
-def _graph_for(batch: Batch, workflow: Workflow, job: Job) -> dict[str, dict[str, object]]:
-    return workflow.with_values((batch.items[name], value) for name, value in job.values.items())
 
 
 def connect(address: ServerAddress) -> ComfyClient:

@@ -13,12 +13,12 @@ import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
-from .batch import Job
 from .client import ComfyClient, HistoryEntry
 from .errors import BatchError, JobFailed, ServerUnreachable
 from .events import Event, EventStream, Progress, PromptDone, PromptStarted, StreamLost, StreamRestored
+from .plan import PlannedJob
 from .progress import Reporter
 from .results import CANCELLED, FAILED, OK, JobResult, ServerStats
 
@@ -34,12 +34,6 @@ class SchedulerOptions:
     job_timeout: float | None = None  # seconds of execution before a job is abandoned
     retry_for: float = 180.0  # seconds a server may stay unreachable before we give up
     fail_fast: bool = False
-
-
-@dataclass(frozen=True)
-class PlannedJob:
-    job: Job
-    graph: Callable[[], Mapping[str, Any]]  # built at submission, so memory stays flat
 
 
 Collector = Callable[[ComfyClient, HistoryEntry], tuple[str, ...]]

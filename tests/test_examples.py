@@ -11,7 +11,7 @@ import pytest
 from batchkit import get_json
 from comfy_server import ComfyServer
 from comfyui_batch.batch import expand_jobs, load_batch
-from comfyui_batch.runner import resolve
+from comfyui_batch.plan import resolve
 from comfyui_batch.workflow import load_workflow
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,0 +1,1243 @@
+"""Turn a workflow saved by the ComfyUI GUI ("UI format") into the prompt that POST /prompt takes.
+
+The GUI saves a drawing: `nodes` with positions, `links` between numbered slots, and each node's
+widget values as a bare list (`widgets_values`). The server wants `{node_id: {"inputs",
+"class_type", "_meta"}}` with every input named. Naming the widget values needs the node
+definitions of the server that will run the prompt (`GET /object_info`), so they are an argument
+and nothing here does I/O.
+
+The rules are those of the frontend's `graphToPrompt` (ComfyUI_frontend `src/utils/executionUtil.ts`
+and `ExecutableNodeDTO.ts`, as shipped in comfyui-frontend-package 1.32.9):
+
+- Widget values are named by walking the class's `required` then `optional` inputs in
+  `input_order`. Each widget-typed input (INT, FLOAT, STRING, BOOLEAN, COMBO, ...) without
+  `forceInput` owns one value. UI-only values that follow it are skipped: `control_after_generate`
+  after an INT that has it (or, unless the spec says otherwise, is named `seed` / `noise_seed`),
+  control and filter after a COMBO that has it, the `upload` button of upload combos. Missing
+  trailing values take the input's default, as a freshly created widget would; extra trailing
+  values (status texts of API nodes, 3D previews) are ignored. `widgets_values` given as a dict
+  (VideoHelperSuite) is read by name. Files from old frontends that also gave `forceInput` inputs
+  a value are recognised when the count matches exactly, and those values are dropped.
+- Links then overwrite widget values of the same name and become `[origin_id, slot]`, after
+  resolving the real origin: through legacy Reroute nodes, through bypassed nodes (mode 4: the
+  input at the same index if its type fits, else the first of exactly the wanted type, else the
+  first compatible one), into and out of subgraphs.
+- PrimitiveNode copies its value into the widget of every node it feeds; Reroute, Note,
+  MarkdownNote, PrimitiveNode and subgraph / group-node instances are not emitted themselves.
+  Muted (mode 2) and bypassed nodes are not emitted, and inputs linked to a node that was not
+  emitted are deleted at the end (the server then reports a missing required input, as it
+  would for the GUI).
+- Subgraphs (`definitions.subgraphs`) and legacy group nodes (`extra.groupNodes`, node type
+  `workflow>Name`) are flattened; inner nodes get ids `"<instance id>:<inner id>"` (nested as
+  needed; inner ids of group nodes are their index in the definition).
+- `_meta.title` is the node's own title, or the class's `display_name` (else its name).
+- Array values are wrapped as `{"__value__": [...]}` so the server does not read them as links.
+
+Decisions where the frontend gave no single answer:
+
+- Node classes the server does not know are emitted anyway, as the frontend does, with the
+  inputs we can still name (links, dict-style widget values, values from PrimitiveNodes); the
+  server will reject the prompt. `unknown_class_types()` lists them, and `strict=True` turns them
+  into a `ConversionError` instead.
+- A muted or bypassed subgraph / group-node instance hides all of its inner nodes (the current
+  frontend does this; 1.32.9 still ran them). A bypassed instance passes its inputs through to its
+  outputs like any bypassed node.
+- Text is sent as saved. The GUI rewrites two things while queueing that the server does not:
+  `{a|b}` choices and `//`, `/* */` comments in `dynamicPrompts` text inputs (CLIPTextEncode's
+  text, at random), and `%date:...%` / `%Node.widget%` in the `filename_prefix` of save nodes.
+  Doing either here would make conversion random or clock-dependent; the batch supplies its own
+  text anyway. The server itself still expands `%year%`, `%month%`, `%day%`, `%hour%`,
+  `%minute%`, `%second%`, `%width%` and `%height%`.
+- Broken files (a link id that is not in `links`, a link from a node that does not exist, a
+  subgraph that contains itself, circular reroutes) raise `ConversionError`, as the GUI refuses
+  to queue them too.
+
+Not handled: frontend extensions that act at queue time (rgthree, KJNodes Set/Get, other custom
+virtual nodes: they are emitted as unknown classes) and widgets added by extensions to the
+middle of a node's widget list (e.g. Load3D's buttons), which shift the values after them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = ["ConversionError", "is_ui_format", "ui_to_api", "unknown_class_types"]
+
+MODE_NEVER: Final = 2  # "muted"
+MODE_BYPASS: Final = 4
+
+# Pseudo node ids used by links inside a subgraph definition for its own input and output.
+SUBGRAPH_INPUT_ID: Final = "-10"
+SUBGRAPH_OUTPUT_ID: Final = "-20"
+
+# Nodes that only exist in the GUI; the frontend marks them isVirtualNode.
+VIRTUAL_NODE_TYPES: Final = frozenset({"PrimitiveNode", "Reroute", "Note", "MarkdownNote"})
+
+# Input types for which the frontend creates a value-holding widget (its ComfyWidgets table plus
+# the types registered by its bundled extensions).
+WIDGET_TYPES: Final = frozenset(
+    {
+        "INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "MARKDOWN", "COLOR", "TEXTAREA",
+        "IMAGECOMPARE", "CHART", "GALLERIA", "WEBCAM", "LOAD_3D",
+    }
+)
+SEED_INPUT_NAMES: Final = frozenset({"seed", "noise_seed"})
+# Upload buttons (and the audio player) that follow a combo in widgets_values.
+UPLOAD_COMPANIONS: Final = {
+    "image_upload": 1, "video_upload": 1, "animated_image_upload": 1, "audio_upload": 2,
+}
+# Names under which dict-style widgets_values may hold UI-only values.
+UI_ONLY_WIDGET_NAMES: Final = frozenset(
+    {"control_after_generate", "control_before_generate", "control_filter_list", "upload"}
+)
+GROUP_NODE_PREFIXES: Final = ("workflow>", "workflow/")
+
+
+class ConversionError(ValueError):
+    """The UI workflow cannot be converted; `str()` names the node, its type and the problem."""
+
+    def __init__(
+        self, problem: str, node_id: str | None = None, class_type: str | None = None
+    ) -> None:
+        self.problem = problem
+        self.node_id = node_id
+        self.class_type = class_type
+        where = f"node {node_id}" if node_id is not None else ""
+        if class_type:
+            where = f"{where} ({class_type})" if where else class_type
+        super().__init__(f"{where}: {problem}" if where else problem)
+
+
+# --------------------------------------------------------------------------- public functions
+
+
+def is_ui_format(data: Any) -> bool:
+    """True for a workflow as the GUI saves it (`nodes` and `links` lists), false for API format."""
+    if not isinstance(data, Mapping):
+        return False
+    return isinstance(data.get("nodes"), list) and isinstance(data.get("links", []), list)
+
+
+def ui_to_api(
+    ui: Mapping[str, Any], object_info: Mapping[str, Any], *, strict: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Convert a UI-format workflow to API format, using the server's /object_info definitions.
+
+    With `strict`, node classes missing from `object_info` raise ConversionError instead of
+    being emitted for the server to reject.
+    """
+    if not is_ui_format(ui):
+        raise ConversionError("not a ComfyUI GUI workflow (expected 'nodes' and 'links' lists)")
+    placed = _flatten(_root_scope(ui), _Definitions.of(ui), object_info)
+    flat = _Flat(placed, object_info, _primitive_values(placed))
+    prompt = {
+        p.exec_id: _convert_node(flat, p) for p in placed.values() if _is_emitted(p)
+    }
+    _prune_dangling_links(prompt)
+    if strict:
+        _reject_unknown_classes(prompt, object_info)
+    return prompt
+
+
+def unknown_class_types(
+    prompt: Mapping[str, Mapping[str, Any]], object_info: Mapping[str, Any]
+) -> dict[str, str]:
+    """Node id -> class_type for every node of an API prompt that the server does not define."""
+    return {
+        node_id: str(node.get("class_type"))
+        for node_id, node in prompt.items()
+        if node.get("class_type") not in object_info
+    }
+
+
+# --------------------------------------------------------------------------- structures
+
+
+@dataclass(frozen=True)
+class _Link:
+    origin_id: str
+    origin_slot: int
+    target_id: str
+    target_slot: int
+
+
+@dataclass(frozen=True)
+class _BoundarySlot:
+    """An input or output of a subgraph (or group node) definition."""
+
+    name: str
+    type: str
+    link_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """One level of graph: the workflow itself, a subgraph definition or a group-node definition."""
+
+    key: str  # identity, to notice a definition that contains itself
+    name: str  # for messages
+    nodes: Mapping[str, Mapping[str, Any]]
+    links: Mapping[str, _Link]
+    inputs: tuple[_BoundarySlot, ...] = ()
+    outputs: tuple[_BoundarySlot, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Instance:
+    """What a subgraph / group-node instance adds to its definition."""
+
+    scope: _Scope
+    # For each input of the definition: the index of the instance's input slot, if it has one.
+    input_slots: tuple[int | None, ...]
+    # Definition input index -> value of the instance's own widget for it.
+    widget_values: Mapping[int, Any]
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A node at its place in the flattened workflow."""
+
+    path: tuple[str, ...]  # ids of the instances that contain it, outermost first
+    local_id: str
+    node: Mapping[str, Any]
+    scope: _Scope
+    instance: _Instance | None
+    hidden: bool  # inside a muted or bypassed instance
+
+    @property
+    def exec_id(self) -> str:
+        return ":".join((*self.path, self.local_id))
+
+    @property
+    def type(self) -> str:
+        return _node_type(self.node)
+
+
+@dataclass(frozen=True)
+class _Output:
+    exec_id: str
+    slot: int
+
+
+@dataclass(frozen=True)
+class _Constant:
+    value: Any
+
+
+_Source = _Output | _Constant | None
+
+
+@dataclass(frozen=True)
+class _Flat:
+    placed: Mapping[str, _Placed]
+    object_info: Mapping[str, Any]
+    # Exec id of a node -> {widget name: value a PrimitiveNode puts there}.
+    primitive_values: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class _InputSpec:
+    name: str
+    type: str  # "COMBO" for V1 list combos too
+    options: Mapping[str, Any]
+    choices: tuple[Any, ...]
+
+    @property
+    def is_widget(self) -> bool:
+        return self.type in WIDGET_TYPES
+
+    @property
+    def force_input(self) -> bool:
+        return bool(self.options.get("forceInput"))
+
+
+@dataclass(frozen=True)
+class _WidgetSlot:
+    """One position in widgets_values: a named widget, or a UI-only value that follows one."""
+
+    spec: _InputSpec
+    companion: bool
+
+
+@dataclass(frozen=True)
+class _Definitions:
+    subgraphs: Mapping[str, Mapping[str, Any]]
+    group_nodes: Mapping[str, Mapping[str, Any]]
+
+    @staticmethod
+    def of(ui: Mapping[str, Any]) -> _Definitions:
+        subgraphs: dict[str, Mapping[str, Any]] = {}
+        _collect_subgraphs(ui, subgraphs)
+        extra = ui.get("extra")
+        groups = extra.get("groupNodes") if isinstance(extra, Mapping) else None
+        return _Definitions(subgraphs, groups if isinstance(groups, Mapping) else {})
+
+
+_NO_VALUE: Final = object()
+
+
+# --------------------------------------------------------------------------- reading the file
+
+
+def _collect_subgraphs(container: Mapping[str, Any], into: dict[str, Mapping[str, Any]]) -> None:
+    # Definitions may themselves carry definitions (nested subgraphs saved by some versions).
+    definitions = container.get("definitions")
+    subgraphs = definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
+    for subgraph in subgraphs if isinstance(subgraphs, list) else []:
+        if isinstance(subgraph, Mapping) and "id" in subgraph:
+            into.setdefault(str(subgraph["id"]), subgraph)
+            _collect_subgraphs(subgraph, into)
+
+
+def _root_scope(ui: Mapping[str, Any]) -> _Scope:
+    nodes = _nodes_by_id(ui["nodes"], "workflow")
+    return _Scope("workflow", "workflow", nodes, _links_by_id(ui.get("links")))
+
+
+def _subgraph_scope(definition: Mapping[str, Any]) -> _Scope:
+    name = f"subgraph '{definition.get('name') or definition.get('id')}'"
+    return _Scope(
+        f"subgraph {definition.get('id')}",
+        name,
+        _nodes_by_id(definition.get("nodes"), name),
+        _links_by_id(definition.get("links")),
+        _boundary_slots(definition.get("inputs")),
+        _boundary_slots(definition.get("outputs")),
+    )
+
+
+def _nodes_by_id(raw: Any, where: str) -> dict[str, Mapping[str, Any]]:
+    nodes: dict[str, Mapping[str, Any]] = {}
+    for node in raw if isinstance(raw, list) else []:
+        if not isinstance(node, Mapping) or "id" not in node or "type" not in node:
+            raise ConversionError(f"{where}: a node without 'id' or 'type': {str(node)[:80]}")
+        node_id = _key(node["id"])
+        if node_id in nodes:
+            problem = f"{where}: two nodes have id {node_id}"
+            raise ConversionError(problem, node_id, _node_type(node))
+        nodes[node_id] = node
+    return nodes
+
+
+def _links_by_id(raw: Any) -> dict[str, _Link]:
+    links: dict[str, _Link] = {}
+    for entry in raw if isinstance(raw, list) else []:
+        parsed = _parse_link(entry)
+        if parsed is not None:
+            links[parsed[0]] = parsed[1]
+    return links
+
+
+_LINK_FIELDS: Final = ("id", "origin_id", "origin_slot", "target_id", "target_slot")
+
+
+def _parse_link(entry: Any) -> tuple[str, _Link] | None:
+    # Format 0.4 saves [id, origin_id, origin_slot, target_id, target_slot, type];
+    # version 1 and subgraph definitions save objects with the same names.
+    if isinstance(entry, Mapping):
+        fields = [entry.get(k) for k in _LINK_FIELDS]
+    elif isinstance(entry, list) and len(entry) >= 5:
+        fields = list(entry[:5])
+    else:
+        return None
+    link_id, origin_id, origin_slot, target_id, target_slot = fields
+    if link_id is None or origin_id is None or target_id is None:
+        return None
+    link = _Link(_key(origin_id), _int(origin_slot), _key(target_id), _int(target_slot))
+    return _key(link_id), link
+
+
+def _boundary_slots(raw: Any) -> tuple[_BoundarySlot, ...]:
+    slots = []
+    for entry in raw if isinstance(raw, list) else []:
+        if isinstance(entry, Mapping):
+            link_ids = entry.get("linkIds")
+            slots.append(
+                _BoundarySlot(
+                    str(entry.get("name", "")),
+                    _type_name(entry.get("type")),
+                    tuple(_key(i) for i in link_ids) if isinstance(link_ids, list) else (),
+                )
+            )
+    return tuple(slots)
+
+
+def _key(value: Any) -> str:
+    # Ids are numbers in some files and strings in others; links and lookups must agree.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConversionError(f"a link has a slot number that is not a number: {value!r}") from None
+
+
+def _node_type(node: Mapping[str, Any]) -> str:
+    return str(node.get("type", ""))
+
+
+def _mode(node: Mapping[str, Any]) -> int:
+    mode = node.get("mode", 0)
+    return mode if isinstance(mode, int) else 0
+
+
+def _slots(node: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    raw = node.get(key)
+    return [s if isinstance(s, Mapping) else {} for s in raw] if isinstance(raw, list) else []
+
+
+def _type_name(raw: Any) -> str:
+    if isinstance(raw, list):
+        return "COMBO"
+    if raw in (None, 0, ""):
+        return "*"
+    return str(raw)
+
+
+def _slot_type(slot: Mapping[str, Any]) -> str:
+    return _type_name(slot.get("type"))
+
+
+def _entry_for_link(
+    node: Mapping[str, Any], link_id: str, target_slot: int
+) -> Mapping[str, Any] | None:
+    inputs = _slots(node, "inputs")
+    for entry in inputs:
+        if entry.get("link") is not None and _key(entry["link"]) == link_id:
+            return entry
+    return inputs[target_slot] if 0 <= target_slot < len(inputs) else None
+
+
+def _widget_name(entry: Mapping[str, Any] | None) -> str | None:
+    widget = entry.get("widget") if entry is not None else None
+    name = widget.get("name") if isinstance(widget, Mapping) else None
+    return str(name) if name else None
+
+
+# --------------------------------------------------------------------------- node definitions
+
+
+def _input_specs(info: Mapping[str, Any]) -> Iterator[_InputSpec]:
+    """The class's required then optional inputs, in the order the GUI lays out widgets."""
+    inputs = info.get("input")
+    order = info.get("input_order")
+    for section in ("required", "optional"):
+        specs = inputs.get(section) if isinstance(inputs, Mapping) else None
+        if not isinstance(specs, Mapping):
+            continue
+        listed = order.get(section) if isinstance(order, Mapping) else None
+        names = [n for n in listed if n in specs] if isinstance(listed, list) else []
+        names += [n for n in specs if n not in names]
+        for name in names:
+            spec = _parse_spec(str(name), specs[name])
+            if spec is not None:
+                yield spec
+
+
+def _parse_spec(name: str, raw: Any) -> _InputSpec | None:
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, (list, tuple)) or not raw:
+        return None
+    options = raw[1] if len(raw) > 1 and isinstance(raw[1], Mapping) else {}
+    if isinstance(raw[0], (list, tuple)):  # V1 combo: the type is the list of choices
+        return _InputSpec(name, "COMBO", options, tuple(raw[0]))
+    choices = options.get("options")  # V3 combo: "COMBO" with {"options": [...]}
+    listed = tuple(choices) if isinstance(choices, list) else ()
+    return _InputSpec(name, str(raw[0]), options, listed)
+
+
+def _has_value_control(spec: _InputSpec) -> bool:
+    """Whether the GUI adds a control_after_generate widget after this one."""
+    flag = spec.options.get("control_after_generate")
+    if spec.type == "INT":
+        return bool(flag) if flag is not None else spec.name in SEED_INPUT_NAMES
+    return spec.type == "COMBO" and bool(flag)
+
+
+def _companion_count(spec: _InputSpec) -> int:
+    if spec.type == "INT":
+        return 1 if _has_value_control(spec) else 0
+    if spec.type != "COMBO":
+        return 0
+    count = 2 if _has_value_control(spec) else 0  # control value and control_filter_list
+    return count + sum(n for flag, n in UPLOAD_COMPANIONS.items() if spec.options.get(flag))
+
+
+def _widget_layout(info: Mapping[str, Any], *, with_forced: bool) -> tuple[_WidgetSlot, ...]:
+    slots: list[_WidgetSlot] = []
+    for spec in _input_specs(info):
+        if not spec.is_widget or (spec.force_input and not with_forced):
+            continue
+        slots.append(_WidgetSlot(spec, False))
+        slots += [_WidgetSlot(spec, True)] * _companion_count(spec)
+    return tuple(slots)
+
+
+def _default_value(spec: _InputSpec) -> Any:
+    """What a freshly created widget holds, or _NO_VALUE when the GUI would have nothing."""
+    if "default" in spec.options:
+        return spec.options["default"]
+    if spec.type == "COMBO":
+        return spec.choices[0] if spec.choices else _NO_VALUE
+    return {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False}.get(spec.type, _NO_VALUE)
+
+
+# --------------------------------------------------------------------------- widget values
+
+
+def _widget_inputs(node: Mapping[str, Any], info: Mapping[str, Any] | None) -> dict[str, Any]:
+    raw = node.get("widgets_values")
+    if isinstance(raw, Mapping):
+        return _named_widget_values(raw, info)
+    if info is None:
+        return {}  # without the definition, a bare list cannot be named
+    values = list(raw) if isinstance(raw, list) else []
+    layout = _widget_layout(info, with_forced=False)
+    return _assign(layout, _drop_forced_values(info, layout, values))
+
+
+def _assign(layout: Sequence[_WidgetSlot], values: Sequence[Any]) -> dict[str, Any]:
+    named: dict[str, Any] = {}
+    for position, slot in enumerate(layout):
+        if slot.companion:
+            continue
+        value = values[position] if position < len(values) else _default_value(slot.spec)
+        if value is not _NO_VALUE:
+            named[slot.spec.name] = value
+    return named
+
+
+def _drop_forced_values(
+    info: Mapping[str, Any], layout: Sequence[_WidgetSlot], values: list[Any]
+) -> list[Any]:
+    # Older frontends kept a value for forceInput widgets too. Like the GUI's
+    # migrateWidgetsValues, only an exact count match is taken as proof of that.
+    if len(values) == len(layout):
+        return values
+    forced = _widget_layout(info, with_forced=True)
+    if len(forced) == len(layout) or len(values) != len(forced):
+        return values
+    return [v for slot, v in zip(forced, values, strict=True) if not slot.spec.force_input]
+
+
+def _named_widget_values(raw: Mapping[str, Any], info: Mapping[str, Any] | None) -> dict[str, Any]:
+    specs = {s.name: s for s in _input_specs(info)} if info is not None else {}
+    named: dict[str, Any] = {}
+    for name, value in raw.items():
+        # Undeclared keys may be widgets an extension added (sent by the GUI too), but an object
+        # under an undeclared key is UI state, e.g. VideoHelperSuite's "videopreview".
+        if name in specs or (name not in UI_ONLY_WIDGET_NAMES and not isinstance(value, Mapping)):
+            named[str(name)] = value
+    for name, spec in specs.items():
+        if spec.is_widget and not spec.force_input and name not in named:
+            default = _default_value(spec)
+            if default is not _NO_VALUE:
+                named[name] = default
+    return named
+
+
+def _wrap(value: Any) -> Any:
+    # A JSON list in a prompt is read as a link; the server unwraps {"__value__": [...]}.
+    return {"__value__": list(value)} if isinstance(value, (list, tuple)) else value
+
+
+# --------------------------------------------------------------------------- flattening
+
+
+def _flatten(
+    root: _Scope, definitions: _Definitions, object_info: Mapping[str, Any]
+) -> dict[str, _Placed]:
+    placed: dict[str, _Placed] = {}
+    scopes = {key: _subgraph_scope(d) for key, d in definitions.subgraphs.items()}
+    _place_scope(root, (), False, (), placed, scopes, definitions, object_info)
+    return placed
+
+
+def _place_scope(
+    scope: _Scope,
+    path: tuple[str, ...],
+    hidden: bool,
+    active: tuple[str, ...],
+    placed: dict[str, _Placed],
+    scopes: Mapping[str, _Scope],
+    definitions: _Definitions,
+    object_info: Mapping[str, Any],
+) -> None:
+    for local_id, node in scope.nodes.items():
+        instance = _instance_of(node, scopes, definitions, object_info)
+        item = _Placed(path, local_id, node, scope, instance, hidden)
+        placed[item.exec_id] = item
+        if instance is None:
+            continue
+        if instance.scope.key in active:
+            raise ConversionError(f"{instance.scope.name} contains itself", item.exec_id, item.type)
+        inner_hidden = hidden or _mode(node) in (MODE_NEVER, MODE_BYPASS)
+        _place_scope(
+            instance.scope, (*path, local_id), inner_hidden, (*active, instance.scope.key),
+            placed, scopes, definitions, object_info,
+        )
+
+
+def _instance_of(
+    node: Mapping[str, Any],
+    scopes: Mapping[str, _Scope],
+    definitions: _Definitions,
+    object_info: Mapping[str, Any],
+) -> _Instance | None:
+    node_type = _node_type(node)
+    if node_type in scopes:
+        scope = scopes[node_type]
+        slots = _match_instance_inputs(_slots(node, "inputs"), scope.inputs)
+        return _Instance(scope, slots, _promoted_values(node, scope, object_info))
+    for prefix in GROUP_NODE_PREFIXES:
+        name = node_type[len(prefix):]
+        if node_type.startswith(prefix) and isinstance(definitions.group_nodes.get(name), Mapping):
+            return _group_instance(node, name, definitions.group_nodes[name], object_info)
+    return None
+
+
+def _match_instance_inputs(
+    entries: Sequence[Mapping[str, Any]], slots: Sequence[_BoundarySlot]
+) -> tuple[int | None, ...]:
+    # The saved instance drops unconnected widget inputs, so positions do not line up with the
+    # definition; the GUI matches them again by name when it loads the file.
+    used: set[int] = set()
+    matched: list[int | None] = []
+    for slot in slots:
+        index = next(
+            (i for i, e in enumerate(entries) if i not in used and e.get("name") == slot.name), None
+        )
+        if index is not None:
+            used.add(index)
+        matched.append(index)
+    return tuple(matched)
+
+
+# --------------------------------------------------------------------------- subgraph widgets
+
+
+def _promoted_target(scope: _Scope, index: int) -> tuple[Mapping[str, Any], str] | None:
+    """The first inner (node, widget name) that subgraph input `index` feeds, if any."""
+    for link_id, link in scope.links.items():
+        if link.origin_id != SUBGRAPH_INPUT_ID or link.origin_slot != index:
+            continue
+        node = scope.nodes.get(link.target_id)
+        name = _widget_name(_entry_for_link(node, link_id, link.target_slot)) if node else None
+        if node is not None and name is not None:
+            return node, name
+    return None
+
+
+def _promoted_values(
+    node: Mapping[str, Any], scope: _Scope, object_info: Mapping[str, Any]
+) -> dict[int, Any]:
+    """Definition input index -> value of the instance's widget for it.
+
+    An instance shows a widget for each subgraph input wired to an inner widget; its
+    widgets_values holds one value per such widget (in `proxyWidgets` order when the GUI saved
+    that property, where entries of node "-1" are the instance's own inputs).
+    """
+    promoted = [k for k in range(len(scope.inputs)) if _promoted_target(scope, k) is not None]
+    raw = node.get("widgets_values")
+    if isinstance(raw, Mapping):
+        by_name = {scope.inputs[k].name: k for k in promoted}
+        return {by_name[n]: v for n, v in raw.items() if n in by_name and v is not None}
+    values = list(raw) if isinstance(raw, list) else []
+    order = _promoted_order(node, scope, promoted)
+    if len(values) > len(order):
+        # Some saved instances also carry the control_after_generate value of seed-like widgets.
+        order = _with_control_positions(order, scope, object_info)
+    # null is what newer GUIs save for a widget that has no value of its own.
+    return {k: v for k, v in zip(order, values, strict=False) if k is not None and v is not None}
+
+
+def _promoted_order(
+    node: Mapping[str, Any], scope: _Scope, promoted: list[int]
+) -> list[int | None]:
+    properties = node.get("properties")
+    proxies = properties.get("proxyWidgets") if isinstance(properties, Mapping) else None
+    if not isinstance(proxies, list) or not proxies:
+        return list(promoted)
+    by_name = {scope.inputs[k].name: k for k in promoted}
+    order: list[int | None] = []
+    for proxy in proxies:
+        is_own = isinstance(proxy, list) and len(proxy) == 2 and str(proxy[0]) == "-1"
+        order.append(by_name.get(str(proxy[1])) if is_own else None)
+    return order
+
+
+def _with_control_positions(
+    order: list[int | None], scope: _Scope, object_info: Mapping[str, Any]
+) -> list[int | None]:
+    widened: list[int | None] = []
+    for k in order:
+        widened.append(k)
+        target = _promoted_target(scope, k) if k is not None else None
+        spec = _find_spec(object_info.get(_node_type(target[0])), target[1]) if target else None
+        if spec is not None and _has_value_control(spec):
+            widened.append(None)
+    return widened
+
+
+def _find_spec(info: Any, name: str) -> _InputSpec | None:
+    if not isinstance(info, Mapping):
+        return None
+    return next((s for s in _input_specs(info) if s.name == name), None)
+
+
+# --------------------------------------------------------------------------- legacy group nodes
+
+
+@dataclass(frozen=True)
+class _GroupWidget:
+    inner: int  # index of the inner node in the definition
+    spec: _InputSpec
+    companion: bool
+
+
+@dataclass(frozen=True)
+class _GroupInput:
+    name: str
+    type: str
+    inner: int
+    inner_slot: int
+
+
+@dataclass(frozen=True)
+class _GroupLayout:
+    """How a legacy group node's own widgets, inputs and outputs map onto its inner nodes."""
+
+    widgets: tuple[_GroupWidget, ...]
+    inputs: tuple[_GroupInput, ...]
+    outputs: tuple[tuple[int, int], ...]  # group output -> (inner index, inner output slot)
+
+
+@dataclass(frozen=True)
+class _GroupLink:
+    origin: int  # inner node indexes
+    origin_slot: int
+    target: int
+    target_slot: int
+    type: str
+
+
+@dataclass(frozen=True)
+class _GroupDefinition:
+    """`extra.groupNodes[name]`: inner nodes by index, links between them as
+    [origin, origin_slot, target, target_slot, original id, type], and `external`
+    [index, slot, type] for inner outputs that were also used outside the group."""
+
+    name: str
+    nodes: tuple[Mapping[str, Any], ...]
+    links: tuple[_GroupLink, ...]
+    external: frozenset[tuple[int, int]]
+    config: Mapping[str, Any]
+
+    @staticmethod
+    def of(name: str, raw: Mapping[str, Any]) -> _GroupDefinition:
+        nodes = tuple(n for n in raw.get("nodes") or [] if isinstance(n, Mapping))
+        links = tuple(
+            _GroupLink(_int(e[0]), _int(e[1]), _int(e[2]), _int(e[3]),
+                       _type_name(e[5] if len(e) > 5 else None))
+            for e in raw.get("links") or []
+            # Links from outside the group were saved with a null origin.
+            if isinstance(e, list) and len(e) >= 4 and e[0] is not None and e[2] is not None
+        )
+        external = frozenset(
+            (_int(e[0]), _int(e[1]))
+            for e in raw.get("external") or []
+            if isinstance(e, list) and len(e) >= 2
+        )
+        config = raw.get("config")
+        return _GroupDefinition(
+            name, nodes, links, external, config if isinstance(config, Mapping) else {}
+        )
+
+    def node(self, index: int) -> Mapping[str, Any]:
+        return self.nodes[index] if 0 <= index < len(self.nodes) else {}
+
+    def links_to(self, inner: int, slot: int) -> bool:
+        return any(link.target == inner and link.target_slot == slot for link in self.links)
+
+    def links_from(self, inner: int, slot: int) -> list[_GroupLink]:
+        return [link for link in self.links if link.origin == inner and link.origin_slot == slot]
+
+    def node_config(self, inner: int, kind: str) -> Mapping[str, Any]:
+        entry = self.config.get(str(inner))
+        section = entry.get(kind) if isinstance(entry, Mapping) else None
+        return section if isinstance(section, Mapping) else {}
+
+
+def _group_instance(
+    node: Mapping[str, Any],
+    name: str,
+    raw: Mapping[str, Any],
+    object_info: Mapping[str, Any],
+) -> _Instance:
+    definition = _GroupDefinition.of(name, raw)
+    infos = [_group_inner_info(definition, i, object_info) for i in range(len(definition.nodes))]
+    layout = _group_layout(definition, infos)
+    scope = _group_scope(node, definition, infos, layout)
+    slots = _match_group_inputs(_slots(node, "inputs"), layout.inputs)
+    return _Instance(scope, slots, {})
+
+
+def _group_inner_info(
+    definition: _GroupDefinition, index: int, object_info: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
+    """The node definition the GUI uses for an inner node when it builds the group node."""
+    node_type = _node_type(definition.node(index))
+    info = object_info.get(node_type)
+    if isinstance(info, Mapping):
+        return info
+    outgoing = definition.links_from(index, 0)
+    if node_type == "PrimitiveNode" and outgoing:
+        value_type = _primitive_value_type(definition, outgoing[0], object_info)
+        # The group builder gives every grouped primitive a control_after_generate widget.
+        spec = [value_type, {"control_after_generate": True}]
+        return {"input": {"required": {"value": spec}}, "output": [outgoing[0].type]}
+    if node_type == "Reroute":
+        used_inside = definition.links_to(index, 0) and outgoing
+        if used_inside and (index, 0) not in definition.external:
+            return None
+        kind = outgoing[0].type if outgoing else "*"
+        return {"input": {"required": {kind: [kind, {"forceInput": True}]}}, "output": [kind]}
+    return None
+
+
+def _primitive_value_type(
+    definition: _GroupDefinition, link: _GroupLink, object_info: Mapping[str, Any]
+) -> Any:
+    if link.type != "COMBO":
+        return link.type
+    # A combo primitive takes the choices of the widget it feeds.
+    target = definition.node(link.target)
+    entries = _slots(target, "inputs")
+    entry = entries[link.target_slot] if link.target_slot < len(entries) else None
+    spec = _find_spec(object_info.get(_node_type(target)), _widget_name(entry) or "")
+    return list(spec.choices) if spec is not None else "COMBO"
+
+
+def _group_layout(
+    definition: _GroupDefinition, infos: Sequence[Mapping[str, Any] | None]
+) -> _GroupLayout:
+    widgets: list[_GroupWidget] = []
+    inputs: list[_GroupInput] = []
+    seen: dict[str, int] = {}
+    converted_later: list[tuple[int, int, list[_InputSpec]]] = []
+    for index, info in enumerate(infos):
+        if info is None:
+            continue
+        node = definition.nodes[index]
+        entries = _slots(node, "inputs")
+        converted_names = {e.get("name") for e in entries if _widget_name(e) == e.get("name")}
+        sockets: list[_InputSpec] = []
+        for spec in _input_specs(info):
+            if spec.is_widget and not spec.force_input:
+                if spec.name not in converted_names:
+                    _group_input_name(definition, index, spec.name, seen)
+                    widgets += _group_widgets(index, spec)
+            else:
+                sockets.append(spec)
+        for slot, spec in enumerate(sockets):
+            if not definition.links_to(index, slot):
+                name = _group_input_name(definition, index, spec.name, seen)
+                inputs.append(_GroupInput(name, spec.type, index, slot))
+        converted = [s for s in _input_specs(info) if s.name in converted_names and s.is_widget]
+        converted_later.append((index, len(sockets), _in_slot_order(node, converted)))
+    # The GUI adds widgets that had been turned into inputs after those of all inner nodes.
+    for index, first_slot, specs in converted_later:
+        for offset, spec in enumerate(specs):
+            if not definition.links_to(index, first_slot + offset):
+                name = _group_input_name(definition, index, spec.name, seen)
+                widgets += _group_widgets(index, spec)
+                inputs.append(_GroupInput(name, spec.type, index, first_slot + offset))
+    return _GroupLayout(tuple(widgets), tuple(inputs), _group_outputs(definition, infos))
+
+
+def _in_slot_order(node: Mapping[str, Any], specs: list[_InputSpec]) -> list[_InputSpec]:
+    positions = {e.get("name"): i for i, e in enumerate(_slots(node, "inputs"))}
+    return sorted(specs, key=lambda s: positions.get(s.name, 0))
+
+
+def _group_widgets(index: int, spec: _InputSpec) -> list[_GroupWidget]:
+    count = _companion_count(spec)
+    if spec.name in SEED_INPUT_NAMES and spec.type == "INT" and count == 0:
+        count = 1  # the group builder forces a control widget onto seeds
+    return [_GroupWidget(index, spec, False)] + [_GroupWidget(index, spec, True)] * count
+
+
+def _group_input_name(
+    definition: _GroupDefinition, index: int, input_name: str, seen: dict[str, int]
+) -> str:
+    # The GUI names a group's inputs after the inner input (or its label), prefixing the inner
+    # node's title when the name is already taken.
+    node = definition.nodes[index]
+    custom = definition.node_config(index, "input").get(input_name)
+    entries = _slots(node, "inputs")
+    label = next((e.get("label") for e in entries if e.get("name") == input_name), None)
+    name = str((custom.get("name") if isinstance(custom, Mapping) else None) or label or input_name)
+    key = name
+    title = node.get("title")
+    if (_node_type(node) == "PrimitiveNode" and title) or name in seen:
+        prefix = f"{title or _node_type(node)} "
+        key = name = f"{prefix}{input_name}"
+        if name in seen:
+            name = f"{prefix}{seen[name]} {input_name}"
+    seen[key] = seen.get(key, 1) + 1
+    return name
+
+
+def _group_outputs(
+    definition: _GroupDefinition, infos: Sequence[Mapping[str, Any] | None]
+) -> tuple[tuple[int, int], ...]:
+    outputs: list[tuple[int, int]] = []
+    for index, info in enumerate(infos):
+        types = info.get("output") if info is not None else None
+        for slot in range(len(types) if isinstance(types, list) else 0):
+            linked_inside = bool(definition.links_from(index, slot))
+            linked_inside = linked_inside and (index, slot) not in definition.external
+            custom = definition.node_config(index, "output").get(str(slot))
+            visible = custom.get("visible") if isinstance(custom, Mapping) else None
+            if (not linked_inside) if visible is None else visible:
+                outputs.append((index, slot))
+    return tuple(outputs)
+
+
+def _match_group_inputs(
+    entries: Sequence[Mapping[str, Any]], inputs: Sequence[_GroupInput]
+) -> tuple[int | None, ...]:
+    by_name = _match_instance_inputs(entries, [_BoundarySlot(i.name, i.type) for i in inputs])
+    used = {i for i in by_name if i is not None}
+    matched: list[int | None] = []
+    for position, index in enumerate(by_name):
+        # Inputs renamed after grouping keep their position among the sockets.
+        if index is None and position < len(entries) and position not in used:
+            index = position
+            used.add(position)
+        matched.append(index)
+    return tuple(matched)
+
+
+def _group_scope(
+    instance: Mapping[str, Any],
+    definition: _GroupDefinition,
+    infos: Sequence[Mapping[str, Any] | None],
+    layout: _GroupLayout,
+) -> _Scope:
+    links: dict[str, _Link] = {}
+    inputs: dict[tuple[int, int], str] = {}
+    outputs: dict[tuple[int, int], list[str]] = {}
+    for n, inner_link in enumerate(definition.links):
+        link_id = f"link{n}"
+        origin = (inner_link.origin, inner_link.origin_slot)
+        target = (inner_link.target, inner_link.target_slot)
+        links[link_id] = _Link(str(origin[0]), origin[1], str(target[0]), target[1])
+        inputs[target] = link_id
+        outputs.setdefault(origin, []).append(link_id)
+    for k, group_input in enumerate(layout.inputs):
+        link_id = f"in{k}"
+        links[link_id] = _Link(SUBGRAPH_INPUT_ID, k, str(group_input.inner), group_input.inner_slot)
+        inputs[(group_input.inner, group_input.inner_slot)] = link_id
+    boundary_out = []
+    for k, (inner, slot) in enumerate(layout.outputs):
+        links[f"out{k}"] = _Link(str(inner), slot, SUBGRAPH_OUTPUT_ID, k)
+        boundary_out.append(_BoundarySlot(f"output {k}", "*", (f"out{k}",)))
+    values = _group_widget_values(instance, layout)
+    nodes = {
+        str(i): _group_inner_node(definition, i, infos[i], inputs, outputs, values.get(i, {}))
+        for i in range(len(definition.nodes))
+    }
+    boundary_in = tuple(_BoundarySlot(i.name, i.type) for i in layout.inputs)
+    return _Scope(
+        f"group {definition.name}", f"group node '{definition.name}'",
+        nodes, links, boundary_in, tuple(boundary_out),
+    )
+
+
+def _group_widget_values(
+    instance: Mapping[str, Any], layout: _GroupLayout
+) -> dict[int, dict[str, Any]]:
+    raw = instance.get("widgets_values")
+    values = list(raw) if isinstance(raw, list) else []
+    spread: dict[int, dict[str, Any]] = {}
+    for position, widget in enumerate(layout.widgets):
+        if not widget.companion and position < len(values):
+            spread.setdefault(widget.inner, {})[widget.spec.name] = values[position]
+    return spread
+
+
+def _group_inner_node(
+    definition: _GroupDefinition,
+    index: int,
+    info: Mapping[str, Any] | None,
+    inputs: Mapping[tuple[int, int], str],
+    outputs: Mapping[tuple[int, int], list[str]],
+    group_values: Mapping[str, Any],
+) -> Mapping[str, Any]:
+    node = definition.nodes[index]
+    # Link ids saved in the definition point into the graph it was cut from; use ours only.
+    entries = [{**e, "link": None} for e in _slots(node, "inputs")]
+    for (target, slot), link_id in inputs.items():
+        if target == index:
+            while len(entries) <= slot:
+                entries.append({"name": f"input {len(entries)}", "type": "*"})
+            entries[slot]["link"] = link_id
+    outs = [dict(o) for o in _slots(node, "outputs")]
+    for slot, out in enumerate(outs):
+        out["links"] = outputs.get((index, slot), [])
+    widgets: Any
+    if _node_type(node) == "PrimitiveNode":
+        raw = node.get("widgets_values")
+        own = raw[0] if isinstance(raw, list) and raw else None
+        widgets = [group_values.get("value", own)]
+    else:
+        widgets = {**_widget_inputs(node, info), **group_values}
+    return {**node, "id": index, "inputs": entries, "outputs": outs, "widgets_values": widgets}
+
+
+# --------------------------------------------------------------------------- primitives
+
+
+def _primitive_values(placed: Mapping[str, _Placed]) -> dict[str, dict[str, Any]]:
+    """Where each PrimitiveNode puts its value: exec id of the target -> {widget name: value}.
+
+    The GUI does this before anything else, whatever the primitive's mode.
+    """
+    values: dict[str, dict[str, Any]] = {}
+    for item in placed.values():
+        raw = item.node.get("widgets_values")
+        if item.type != "PrimitiveNode" or not isinstance(raw, list) or not raw:
+            continue
+        outputs = _slots(item.node, "outputs")
+        links = outputs[0].get("links") if outputs else None
+        for link_id in links if isinstance(links, list) else []:
+            target = _primitive_target(item, _key(link_id))
+            if target is not None:
+                values.setdefault(":".join((*item.path, target[0])), {})[target[1]] = raw[0]
+    return values
+
+
+def _primitive_target(primitive: _Placed, link_id: str) -> tuple[str, str] | None:
+    link = primitive.scope.links.get(link_id)
+    target = primitive.scope.nodes.get(link.target_id) if link is not None else None
+    if link is None or target is None:
+        return None
+    name = _widget_name(_entry_for_link(target, link_id, link.target_slot))
+    return (link.target_id, name) if name is not None else None
+
+
+# --------------------------------------------------------------------------- link resolution
+
+
+def _resolve_input(
+    flat: _Flat, item: _Placed, index: int, wanted: str | None, visited: set[tuple[str, str, int]]
+) -> _Source:
+    """Where input slot `index` of a node really gets its value from, or None for nothing."""
+    _visit(visited, (item.exec_id, "in", index), item)
+    entries = _slots(item.node, "inputs")
+    if not 0 <= index < len(entries):
+        raise ConversionError(f"has no input slot {index}", item.exec_id, item.type)
+    entry = entries[index]
+    if entry.get("link") is None:
+        return None
+    link_id = _key(entry["link"])
+    link = item.scope.links.get(link_id)
+    if link is None:
+        raise ConversionError(
+            f"input '{entry.get('name')}' uses link {link_id}, "
+            f"which is not in the {item.scope.name}'s links",
+            item.exec_id, item.type,
+        )
+    if link.origin_id == SUBGRAPH_INPUT_ID:
+        return _resolve_subgraph_input(flat, item, link.origin_slot, visited)
+    origin = flat.placed.get(":".join((*item.path, link.origin_id)))
+    if origin is None:
+        raise ConversionError(
+            f"input '{entry.get('name')}' is linked to node {link.origin_id}, "
+            f"which is not in the {item.scope.name}",
+            item.exec_id, item.type,
+        )
+    return _resolve_output(flat, origin, link.origin_slot, wanted or _slot_type(entry), visited)
+
+
+def _resolve_subgraph_input(
+    flat: _Flat, item: _Placed, index: int, visited: set[tuple[str, str, int]]
+) -> _Source:
+    instance = flat.placed.get(":".join(item.path)) if item.path else None
+    if instance is None or instance.instance is None:
+        problem = "is linked to a subgraph input outside any subgraph"
+        raise ConversionError(problem, item.exec_id, item.type)
+    return _resolve_instance_input(flat, instance, index, visited)
+
+
+def _resolve_instance_input(
+    flat: _Flat, instance: _Placed, index: int, visited: set[tuple[str, str, int]]
+) -> _Source:
+    """What feeds input `index` of a subgraph definition, seen from one instance of it."""
+    assert instance.instance is not None
+    slots = instance.instance.input_slots
+    slot = slots[index] if 0 <= index < len(slots) else None
+    if slot is not None and _slots(instance.node, "inputs")[slot].get("link") is not None:
+        source = _resolve_input(flat, instance, slot, None, visited)
+        from_primitive = flat.primitive_values.get(instance.exec_id, {})
+        name = instance.instance.scope.inputs[index].name
+        if source is None and name in from_primitive:
+            # Linked to a PrimitiveNode: its value went into the instance's widget.
+            return _Constant(from_primitive[name])
+        return source
+    if index in instance.instance.widget_values:
+        return _Constant(instance.instance.widget_values[index])
+    return None  # the inner node keeps its own widget value
+
+
+def _resolve_output(
+    flat: _Flat, item: _Placed, slot: int, wanted: str, visited: set[tuple[str, str, int]]
+) -> _Source:
+    """The real node output behind output `slot` of `item`, seen by an input of type `wanted`."""
+    _visit(visited, (item.exec_id, "out", slot), item)
+    if _mode(item.node) == MODE_BYPASS:
+        index = _bypass_input_index(item.node, slot, wanted)
+        return None if index is None else _resolve_input(flat, item, index, None, visited)
+    if item.instance is not None:
+        return _resolve_instance_output(flat, item, slot, wanted, visited)
+    if item.type in VIRTUAL_NODE_TYPES:
+        # Reroutes pass input N to output N; other virtual nodes give nothing.
+        has_input = slot < len(_slots(item.node, "inputs"))
+        return _resolve_input(flat, item, slot, wanted, visited) if has_input else None
+    return _Output(item.exec_id, slot)
+
+
+def _resolve_instance_output(
+    flat: _Flat, item: _Placed, slot: int, wanted: str, visited: set[tuple[str, str, int]]
+) -> _Source:
+    assert item.instance is not None
+    scope = item.instance.scope
+    link = _output_link(scope, slot)
+    if link is None:
+        return None
+    if link.origin_id == SUBGRAPH_INPUT_ID:  # an input wired straight to an output
+        return _resolve_instance_input(flat, item, link.origin_slot, visited)
+    inner = flat.placed.get(":".join((*item.path, item.local_id, link.origin_id)))
+    if inner is None:
+        raise ConversionError(
+            f"output {slot} comes from node {link.origin_id}, which is not in the {scope.name}",
+            item.exec_id, item.type,
+        )
+    return _resolve_output(flat, inner, link.origin_slot, wanted, visited)
+
+
+def _output_link(scope: _Scope, slot: int) -> _Link | None:
+    ids = scope.outputs[slot].link_ids if slot < len(scope.outputs) else ()
+    for link_id in ids:
+        if link_id in scope.links:
+            return scope.links[link_id]
+    return next(
+        (
+            link
+            for link in scope.links.values()
+            if link.target_id == SUBGRAPH_OUTPUT_ID and link.target_slot == slot
+        ),
+        None,
+    )
+
+
+def _bypass_input_index(node: Mapping[str, Any], slot: int, wanted: str) -> int | None:
+    """Which input a bypassed node passes to output `slot`, as the GUI chooses it."""
+    inputs = _slots(node, "inputs")
+    if not inputs:
+        return None
+    if wanted in ("*", ""):
+        return slot if slot < len(inputs) else 0
+    outputs = _slots(node, "outputs")
+    output_type = _slot_type(outputs[slot]) if slot < len(outputs) else "*"
+
+    def fits(entry: Mapping[str, Any]) -> bool:
+        kind = _slot_type(entry)
+        return _types_match(kind, output_type) and _types_match(kind, wanted)
+
+    if slot < len(inputs) and fits(inputs[slot]):
+        return slot
+    exact = next((i for i, e in enumerate(inputs) if _slot_type(e) == wanted), None)
+    return exact if exact is not None else next((i for i, e in enumerate(inputs) if fits(e)), None)
+
+
+def _types_match(a: str, b: str) -> bool:
+    """LiteGraph's isValidConnection: `*` fits anything, `A,B` lists fit any of their members."""
+    if a in ("*", "") or b in ("*", "") or a == b:
+        return True
+    a, b = a.lower(), b.lower()
+    if "," not in a and "," not in b:
+        return a == b
+    return any(_types_match(x, y) for x in a.split(",") for y in b.split(","))
+
+
+def _visit(visited: set[tuple[str, str, int]], key: tuple[str, str, int], item: _Placed) -> None:
+    if key in visited:
+        raise ConversionError("its links go round in a circle (through reroutes or bypassed nodes)",
+                              item.exec_id, item.type)
+    visited.add(key)
+
+
+# --------------------------------------------------------------------------- emitting
+
+
+def _is_emitted(item: _Placed) -> bool:
+    return not (
+        item.hidden
+        or item.instance is not None
+        or item.type in VIRTUAL_NODE_TYPES
+        or _mode(item.node) in (MODE_NEVER, MODE_BYPASS)
+    )
+
+
+def _convert_node(flat: _Flat, item: _Placed) -> dict[str, Any]:
+    info = flat.object_info.get(item.type)
+    info = info if isinstance(info, Mapping) else None
+    inputs = {name: _wrap(value) for name, value in _widget_inputs(item.node, info).items()}
+    for name, value in flat.primitive_values.get(item.exec_id, {}).items():
+        inputs[name] = _wrap(value)
+    for index, entry in enumerate(_slots(item.node, "inputs")):
+        source = _resolve_input(flat, item, index, None, set())
+        if isinstance(source, _Output):
+            inputs[str(entry.get("name"))] = [source.exec_id, source.slot]
+        elif isinstance(source, _Constant):
+            inputs[str(entry.get("name"))] = _wrap(source.value)
+    return {"inputs": inputs, "class_type": item.type, "_meta": {"title": _title(item.node, info)}}
+
+
+def _title(node: Mapping[str, Any], info: Mapping[str, Any] | None) -> str:
+    if isinstance(node.get("title"), str):
+        return str(node["title"])
+    if info is not None:
+        return str(info.get("display_name") or info.get("name") or _node_type(node))
+    return _node_type(node)
+
+
+def _prune_dangling_links(prompt: dict[str, dict[str, Any]]) -> None:
+    # Links to muted nodes (or nodes hidden in muted subgraphs) survive resolution on purpose;
+    # like the GUI, drop them last so the server reports the input as missing.
+    for node in prompt.values():
+        inputs = node["inputs"]
+        for name in [n for n, v in inputs.items() if isinstance(v, list) and len(v) == 2]:
+            if str(inputs[name][0]) not in prompt:
+                del inputs[name]
+
+
+def _reject_unknown_classes(
+    prompt: Mapping[str, Mapping[str, Any]], object_info: Mapping[str, Any]
+) -> None:
+    unknown = unknown_class_types(prompt, object_info)
+    if len(unknown) == 1:
+        node_id, class_type = next(iter(unknown.items()))
+        raise ConversionError("the server has no node class of that name", node_id, class_type)
+    if unknown:
+        listed = ", ".join(f"node {node_id} ({kind})" for node_id, kind in unknown.items())
+        raise ConversionError(f"the server has no node class for {len(unknown)} nodes: {listed}")
