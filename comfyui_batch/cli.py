@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
-from typing import Sequence, TextIO
+from types import FrameType
+from typing import Iterator, Sequence, TextIO
 
 from . import __version__
 from .batch import DEFAULT_BATCH_FILE
@@ -24,6 +28,8 @@ EXAMPLES = f"""\
 examples:
   python {PROG} batchs_files/prt-sd15-text2image.json
   python {PROG} my-batch.json --server 192.168.1.20:8188
+  python {PROG} my-batch.json --server gpu1:8188 --server gpu2:8188
+  python {PROG} my-batch.json --resume        # after Ctrl-C, a crash or failed jobs
   COMFYUI_URL=http://gpu-box:8188 python {PROG} my-batch.json --fail-fast
 
 exit codes: 0 all jobs done, 1 some job failed, 2 bad input (nothing was queued),
@@ -48,7 +54,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         print(f"error: {e}", file=stderr)
         return ExitCode.BAD_INPUT
     try:
-        summary = run_batch(options, Console(stdout, stderr, quiet))
+        with second_interrupt_exits_at_once():
+            summary = run_batch(options, Console(stdout, stderr, quiet))
     except (BadInput, InvalidBatch, UnsafePath) as e:
         print(f"error: {e}", file=stderr)
         print("nothing was queued.", file=stderr)
@@ -75,6 +82,31 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     return ExitCode.OK if summary.all_ok else ExitCode.JOB_FAILED
 
 
+@contextmanager
+def second_interrupt_exits_at_once() -> Iterator[None]:
+    """The first Ctrl-C stops the batch cleanly (takes our prompts off the server, records
+    everything); a second one leaves at once, without waiting for downloads under way (their
+    temporary files are removed by the next run)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupts = 0
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            os.write(2, b"\ninterrupted again: exiting now.\n")
+            os._exit(ExitCode.INTERRUPTED)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
     args = build_parser().parse_args(argv)
     servers = args.server or os.environ.get("COMFYUI_URL", DEFAULT_SERVER).split(",")
@@ -90,7 +122,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
             job_timeout=args.timeout,
             retry_for=args.retry_for,
             fail_fast=args.fail_fast,
+            sequential=args.sequential,
         ),
+        resume=args.resume,
+        report=args.report,
     )
     return options, args.quiet
 
@@ -108,18 +143,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--server", action="append", metavar="URL",
-        help=f"ComfyUI server, http://host:port or host:port; default: $COMFYUI_URL or {DEFAULT_SERVER}",
+        help="ComfyUI server, http://host:port or host:port; repeat it to spread the batch over "
+        f"several servers; default: $COMFYUI_URL (comma-separated for several) or {DEFAULT_SERVER}",
+    )
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted or partly failed run from its manifest: skip jobs whose outputs "
+        "are saved, collect those that finished meanwhile, run the rest with the same seeds",
     )
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed job")
     parser.add_argument(
-        "--in-flight", type=_positive_int, default=SchedulerOptions.in_flight, metavar="N",
-        help="jobs queued on a server at once (default: %(default)s: one running, one ready)",
+        "--in-flight", type=_positive_int, metavar="N",
+        help="jobs queued on each server at once (default: adapts to the server's speed and the "
+        "network's latency; at least 2, so the next job is always ready)",
+    )
+    parser.add_argument(
+        "--sequential", action="store_true",
+        help="the original script's way: one job at a time, downloaded before the next is queued (slower)",
     )
     parser.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="give up on a job running longer than this")
     parser.add_argument(
         "--retry-for", type=_positive_float, default=SchedulerOptions.retry_for, metavar="SECONDS",
-        help="how long to keep retrying an unreachable server (default: %(default)ss)",
+        help="how long to keep retrying when no server answers (default: %(default)gs); "
+        "then stop, resumable with --resume",
     )
+    parser.add_argument("--report", type=Path, metavar="FILE.json", help="also write the summary, with every job, as JSON")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary on stderr")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser

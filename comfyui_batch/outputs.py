@@ -161,6 +161,12 @@ class Manifest:
         with self._lock:
             self._handle.close()
 
+    def __enter__(self) -> Manifest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def read_manifest(path: Path) -> Iterator[dict[str, Any]]:
     """Every complete record; a last line cut short by a crash is ignored."""

@@ -1,6 +1,7 @@
 """What the user sees on stderr while a batch runs, and the summary at the end.
 
-Results (the paths of saved files) go to stdout, one per line, so they can be piped.
+Results (the paths of saved files) go to stdout, one per line, so they can be piped. On a
+terminal, stderr shows one status line that is redrawn; elsewhere (logs, CI) one line per job.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from .results import JobResult, Summary
 
 
 class Reporter(Protocol):
-    def started(self, total: int, servers: list[str]) -> None: ...
+    def started(self, total: int, servers: list[str], skipped: int) -> None: ...
     def queued(self, job: Job, server: str) -> None: ...
     def progress(self, job: Job, value: int, maximum: int) -> None: ...
     def finished(self, result: JobResult) -> None: ...
@@ -24,7 +25,7 @@ class Reporter(Protocol):
 
 @dataclass
 class Console:
-    """The streams a run writes to, and how: tests pass StringIO and quiet=True."""
+    """The streams a run writes to, and how: tests pass StringIO objects."""
 
     stdout: TextIO
     stderr: TextIO
@@ -32,42 +33,47 @@ class Console:
 
     @property
     def interactive(self) -> bool:
-        return self.stderr.isatty()
+        return not self.quiet and self.stderr.isatty()
 
 
-class LineReporter:
-    """One line per finished job on stderr: readable in logs and when stderr is not a terminal."""
-
+class ConsoleReporter:
     def __init__(self, console: Console) -> None:
         self._console = console
         self._total = 0
         self._done = 0
+        self._failed = 0
         self._files = 0
         self._started = time.monotonic()
-        self._transient = False
+        self._running: dict[int, str] = {}  # job index -> "step 3/20"
+        self._status_shown = False
 
-    def started(self, total: int, servers: list[str]) -> None:
+    def started(self, total: int, servers: list[str], skipped: int) -> None:
         self._total = total
         self._started = time.monotonic()
-        self._say(f"{total} job{'s' if total != 1 else ''} on {', '.join(servers)}")
+        already = f" ({skipped} already done)" if skipped else ""
+        self._say(f"{total} job{_s(total)}{already} on {', '.join(servers)}")
 
     def queued(self, job: Job, server: str) -> None:
         pass
 
     def progress(self, job: Job, value: int, maximum: int) -> None:
-        if self._console.interactive and not self._console.quiet:
-            self._status(f"[{self._done}/{self._total}] job {job.index}: step {value}/{maximum}{self._eta()}")
+        self._running[job.index] = f"step {value}/{maximum}"
+        self._redraw()
 
     def finished(self, result: JobResult) -> None:
+        self._running.pop(result.job.index, None)
         self._done += 1
         self._files += len(result.files)
         for saved in result.files:
             print(saved, file=self._console.stdout, flush=True)
         if result.ok:
-            line = f"[{self._done}/{self._total}] job {result.job.index} ok: {_files(len(result.files))} in {result.seconds:.1f}s"
+            if not self._console.interactive:
+                self._say(f"[{self._done}/{self._total}] job {result.job.index} ok: {len(result.files)} file{_s(len(result.files))} in {result.seconds:.1f}s")
         else:
-            line = f"[{self._done}/{self._total}] job {result.job.index} FAILED: {result.error}"
-        self._say(line, force=not result.ok)
+            self._failed += 1
+            self._say(f"[{self._done}/{self._total}] job {result.job.index} {result.status.upper()}: {result.error}", force=True)
+            return
+        self._redraw()
 
     def warning(self, text: str) -> None:
         self._say(f"warning: {text}", force=True)
@@ -75,28 +81,32 @@ class LineReporter:
     def summary(self, summary: Summary) -> None:
         self._say(summary.text(), force=True)
 
-    def _eta(self) -> str:
-        if not self._done:
-            return ""
-        per_job = (time.monotonic() - self._started) / self._done
-        return f", ETA {_duration(per_job * (self._total - self._done))}"
-
-    def _status(self, text: str) -> None:
-        self._console.stderr.write("\r\033[K" + text)
+    def _redraw(self) -> None:
+        if not self._console.interactive:
+            return
+        parts = [f"[{self._done}/{self._total}]", f"{self._files} file{_s(self._files)}"]
+        if self._failed:
+            parts.append(f"{self._failed} failed")
+        parts += [f"job {index}: {step}" for index, step in sorted(self._running.items())[:2]]
+        if self._done:
+            per_job = (time.monotonic() - self._started) / self._done
+            parts.append(f"ETA {_duration(per_job * (self._total - self._done))}")
+        self._console.stderr.write("\r\033[K" + " · ".join(parts))
         self._console.stderr.flush()
-        self._transient = True
+        self._status_shown = True
 
     def _say(self, text: str, force: bool = False) -> None:
         if self._console.quiet and not force:
             return
-        if self._transient:
+        if self._status_shown:
             self._console.stderr.write("\r\033[K")
-            self._transient = False
+            self._status_shown = False
         print(text, file=self._console.stderr, flush=True)
+        self._redraw()
 
 
-def _files(count: int) -> str:
-    return f"{count} file{'s' if count != 1 else ''}"
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
 
 
 def _duration(seconds: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
@@ -15,11 +16,13 @@ from typing import Sequence
 from .batch import Batch, Job, expand_jobs, load_batch
 from .client import ComfyClient, ServerAddress
 from .collect import collect
-from .outputs import Manifest, OutputFolder, check_prefix, manifest_path
-from .progress import Console, LineReporter
-from .results import Summary
+from .errors import ServerUnreachable
+from .outputs import Manifest, OutputFolder, check_prefix, manifest_path, read_manifest
 from .plan import resolve
-from .scheduler import Scheduler, SchedulerOptions
+from .progress import Console, ConsoleReporter, Reporter
+from .results import SKIPPED, JobResult, Summary
+from .resume import ResumePlan, plan_resume
+from .scheduler import Adopted, Scheduler, SchedulerOptions
 from .workflow import load_workflow
 
 
@@ -28,6 +31,8 @@ class RunOptions:
     batch_file: Path
     servers: Sequence[ServerAddress]
     scheduler: SchedulerOptions = SchedulerOptions()
+    resume: bool = False
+    report: Path | None = None
     random_seed: int | None = None  # makes "random" seeds reproducible (tests)
 
 
@@ -35,30 +40,47 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
     batch = load_batch(options.batch_file)
     workflow = load_workflow(batch.workflow_path)
     jobs = expand_jobs(batch, random.Random(options.random_seed))
-    plans = resolve(batch, workflow, jobs)
     check_prefix(batch.save.filename_prefix)
+    reporter = ConsoleReporter(console)
+    todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan(to_run=jobs)
+    plans = {p.job.index: p for p in resolve(batch, workflow, todo.to_run + [e.job for e in todo.earlier])}
 
     with ExitStack() as stack:
         clients = [stack.enter_context(connect(address)) for address in options.servers]
         folder = prepare_output_folder(batch)
-        manifest = Manifest(manifest_path(batch.save.output_directory, batch.path))
-        stack.callback(manifest.close)
+        manifest = stack.enter_context(Manifest(manifest_path(batch.save.output_directory, batch.path)))
         manifest.append(run_record(batch, jobs, options))
 
-        reporter = LineReporter(console)
         scheduler = Scheduler(clients, partial(collect, folder=folder), manifest.append, reporter, options.scheduler)
-        reporter.started(len(jobs), [str(a) for a in options.servers])
+        done = [JobResult(job, SKIPPED, files=files) for job, files in todo.done]
+        reporter.started(len(jobs), [str(a) for a in options.servers], skipped=len(done))
         started = time.monotonic()
+        interrupted = False
         try:
-            scheduler.run(plans)
-            interrupted = False
+            scheduler.run(
+                [plans[job.index] for job in todo.to_run],
+                [Adopted(plans[e.job.index], e.server, e.prompt_id, e.queued_at) for e in todo.earlier],
+            )
         except KeyboardInterrupt:
             interrupted = True
-        summary = Summary(scheduler.results, time.monotonic() - started, scheduler.server_stats, interrupted)
-        reporter.summary(summary)
-        if interrupted:
-            reporter.warning(f"interrupted; the run's record is in {manifest.path}")
+        except ServerUnreachable:
+            finish(Summary(len(jobs), done + scheduler.results, time.monotonic() - started, scheduler.server_stats), options, reporter, manifest.path)
+            raise
+        summary = Summary(len(jobs), done + scheduler.results, time.monotonic() - started, scheduler.server_stats, interrupted)
+        finish(summary, options, reporter, manifest.path)
         return summary
+
+
+def what_is_left(batch: Batch, jobs: list[Job], reporter: Reporter) -> ResumePlan:
+    path = manifest_path(batch.save.output_directory, batch.path)
+    if not path.exists():
+        reporter.warning(f"nothing to resume: no manifest at {path}; running every job")
+        return ResumePlan(to_run=jobs)
+    exists = (lambda name: Path(name).is_file()) if batch.save.enabled else None
+    plan = plan_resume(jobs, read_manifest(path), exists)
+    for note in plan.notes:
+        reporter.warning(note)
+    return plan
 
 
 def connect(address: ServerAddress) -> ComfyClient:
@@ -78,10 +100,24 @@ def prepare_output_folder(batch: Batch) -> OutputFolder | None:
     return folder if batch.save.enabled else None
 
 
+def finish(summary: Summary, options: RunOptions, reporter: Reporter, manifest: Path) -> None:
+    reporter.summary(summary)
+    if options.report:
+        options.report.write_text(json.dumps(summary.report(), indent=2, default=str) + "\n", encoding="utf-8")
+    if not summary.all_ok:
+        reporter.warning(f"to finish the rest later: {resume_command(options)}  (the record is {manifest})")
+
+
+def resume_command(options: RunOptions) -> str:
+    servers = " ".join(f"--server {a}" for a in options.servers)
+    return f"python ComfyUI-API-BatchProcessing.py {options.batch_file} {servers} --resume"
+
+
 def run_record(batch: Batch, jobs: list[Job], options: RunOptions) -> dict[str, object]:
     return {
         "event": "run",
         "run_id": str(uuid.uuid4()),
+        "resume": options.resume,
         "batch_file": str(batch.path),
         "workflow_file": str(batch.workflow_path),
         "jobs": len(jobs),

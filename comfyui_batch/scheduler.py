@@ -7,6 +7,7 @@ messages on `self._inbox`; nothing else is shared.
 
 from __future__ import annotations
 
+import math
 import queue
 import time
 import uuid
@@ -22,18 +23,32 @@ from .plan import PlannedJob
 from .progress import Reporter
 from .results import CANCELLED, FAILED, OK, JobResult, ServerStats
 
-# How long without any news before we ask the server directly (events can be missed).
+# How long without any news before we ask the servers directly (events can be missed).
 QUIET_RECONCILE_SECONDS = 2.0
 DOWNLOAD_WORKERS = 4
 COLLECT_ATTEMPTS = 3
+MAX_IN_FLIGHT = 16
+# Slack added to the measured round trip when sizing the queue: thread wake-ups, JSON, disk.
+SUBMIT_SLACK_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
 class SchedulerOptions:
-    in_flight: int = 2  # prompts queued on a server at once: one running, one ready behind it
+    in_flight: int | None = None  # prompts queued per server; None adapts to latency and job time
     job_timeout: float | None = None  # seconds of execution before a job is abandoned
-    retry_for: float = 180.0  # seconds a server may stay unreachable before we give up
+    retry_for: float = 180.0  # seconds every server may stay unreachable before we give up
     fail_fast: bool = False
+    sequential: bool = False  # the original script's algorithm: queue, wait, download, save, next
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """A job queued by an earlier run that may still be on its server (see resume.py)."""
+
+    plan: PlannedJob
+    server: str
+    prompt_id: str
+    queued_at: float
 
 
 Collector = Callable[[ComfyClient, HistoryEntry], tuple[str, ...]]
@@ -58,13 +73,21 @@ class Server:
     client_id: str
     stream: EventStream | None = None
     flights: dict[str, Flight] = field(default_factory=dict)
+    collecting: int = 0
     unreachable_since: float | None = None
     retry_at: float = 0.0
+    abandoned: set[str] = field(default_factory=set)  # prompt ids handed to other servers
     stats: ServerStats = field(default_factory=ServerStats)
+    submit_seconds: float = 0.0  # smoothed POST /prompt round trip
+    job_seconds: float = 0.0  # smoothed time between two of our jobs finishing
 
     @property
     def name(self) -> str:
         return str(self.client.address)
+
+    @property
+    def reachable(self) -> bool:
+        return self.unreachable_since is None
 
 
 @dataclass(frozen=True)
@@ -108,17 +131,19 @@ class Scheduler:
     def server_stats(self) -> dict[str, ServerStats]:
         return {server.name: server.stats for server in self._servers}
 
-    def run(self, plans: Iterable[PlannedJob]) -> list[JobResult]:
+    def run(self, plans: Iterable[PlannedJob], adopted: Iterable[Adopted] = ()) -> list[JobResult]:
         self._todo.extend(plans)
         with ThreadPoolExecutor(DOWNLOAD_WORKERS, thread_name_prefix="collect") as pool:
             self._pool = pool
             self._open_streams()
             try:
+                self._adopt(adopted)
                 while self._todo or self._in_flight() or self._collecting:
                     self._submit_ready()
                     self._wait_and_handle()
                     self._check_servers()
             except BaseException:
+                self._stopping = True
                 self._cancel_ours()
                 self._drain_collecting()
                 raise
@@ -131,7 +156,8 @@ class Scheduler:
     # --- submission -------------------------------------------------------------------------
 
     def _submit_ready(self) -> None:
-        for server in self._servers:
+        # Least-loaded first, so a faster server naturally takes more of the batch.
+        for server in sorted(self._servers, key=lambda s: len(s.flights)):
             while self._todo and not self._stopping and self._has_room(server):
                 plan = self._todo.popleft()
                 try:
@@ -142,16 +168,32 @@ class Scheduler:
                     break
 
     def _has_room(self, server: Server) -> bool:
-        return server.unreachable_since is None and len(server.flights) < self._options.in_flight
+        if not server.reachable:
+            return False
+        if self._options.sequential:
+            return not server.flights and not server.collecting
+        return len(server.flights) < self._in_flight_limit(server)
+
+    def _in_flight_limit(self, server: Server) -> int:
+        """Enough queued prompts that the next is always on the server before the current one
+        ends: one running, plus as many as finish during one round trip of ours."""
+        if self._options.in_flight:
+            return self._options.in_flight
+        if not server.job_seconds:
+            return 2
+        round_trip = 2 * server.submit_seconds + SUBMIT_SLACK_SECONDS
+        return min(MAX_IN_FLIGHT, 2 + math.ceil(round_trip / server.job_seconds))
 
     def _submit(self, server: Server, plan: PlannedJob) -> None:
         prompt_id = str(uuid.uuid4())
         queued_at = time.time()
+        sent = time.monotonic()
         try:
             queued = server.client.queue_prompt(plan.graph(), server.client_id, prompt_id)
         except JobFailed as e:
             self._finish(JobResult(plan.job, FAILED, server=server.name, error=str(e), queued_at=queued_at, finished_at=time.time()))
             return
+        server.submit_seconds = _smooth(server.submit_seconds, time.monotonic() - sent)
         flight = Flight(plan, server, queued.prompt_id, queued_at)
         server.flights[flight.prompt_id] = flight
         self._record({"event": "queued", "job": plan.job.index, "key": plan.job.key, "values": dict(plan.job.values),
@@ -159,6 +201,20 @@ class Scheduler:
         self._reporter.queued(plan.job, server.name)
         for problem in queued.dropped_outputs:
             self._reporter.warning(f"job {plan.job.index}: the server runs it without an output: {problem}")
+
+    def _adopt(self, adopted: Iterable[Adopted]) -> None:
+        """Follows prompts an earlier run queued. Their events go to that run's client id, so
+        they are found by looking them up, like any prompt whose events were missed."""
+        by_name = {server.name: server for server in self._servers}
+        for item in adopted:
+            server = by_name.get(item.server)
+            if server is None:
+                self._todo.appendleft(item.plan)
+                continue
+            server.flights[item.prompt_id] = Flight(item.plan, server, item.prompt_id, item.queued_at)
+        for server in self._servers:
+            if server.flights:
+                self._reconcile(server)
 
     # --- news from the servers --------------------------------------------------------------
 
@@ -178,18 +234,13 @@ class Scheduler:
             self._on_collected(message)
             return
         server, event = message.server, message.event
-        if isinstance(event, PromptDone):
-            flight = server.flights.get(event.prompt_id)
-            if flight:
-                self._start_collecting(flight)
-        elif isinstance(event, PromptStarted):
-            flight = server.flights.get(event.prompt_id)
-            if flight:
-                flight.started_at = time.time()
-        elif isinstance(event, Progress):
-            flight = server.flights.get(event.prompt_id)
-            if flight:
-                self._reporter.progress(flight.plan.job, event.value, event.max)
+        flight = server.flights.get(getattr(event, "prompt_id", ""))
+        if isinstance(event, PromptDone) and flight:
+            self._start_collecting(flight)
+        elif isinstance(event, PromptStarted) and flight:
+            flight.started_at = time.time()
+        elif isinstance(event, Progress) and flight:
+            self._reporter.progress(flight.plan.job, event.value, event.max)
         elif isinstance(event, StreamRestored):
             self._reconcile(server)
         elif isinstance(event, StreamLost) and server.flights:
@@ -199,13 +250,13 @@ class Scheduler:
         waits = [QUIET_RECONCILE_SECONDS]
         if self._options.job_timeout:
             waits.append(1.0)
-        retry = [s.retry_at - time.monotonic() for s in self._servers if s.unreachable_since is not None]
-        return max(0.05, min(waits + retry))
+        waits += [s.retry_at - time.monotonic() for s in self._servers if not s.reachable]
+        return max(0.05, min(waits))
 
     def _check_servers(self) -> None:
         quiet = time.monotonic() - self._last_news >= QUIET_RECONCILE_SECONDS
         for server in self._servers:
-            if server.unreachable_since is not None:
+            if not server.reachable:
                 if time.monotonic() >= server.retry_at:
                     self._reconcile(server)
             elif quiet and server.flights:
@@ -229,12 +280,15 @@ class Scheduler:
                     self._start_collecting(flight)
                 else:
                     del server.flights[prompt_id]
-                    self._reporter.warning(f"job {flight.plan.job.index}: {server.name} lost prompt {prompt_id}; queueing it again")
+                    self._reporter.warning(f"job {flight.plan.job.index}: {server.name} lost it (restarted?); queueing it again")
                     self._todo.appendleft(flight.plan)
+            if server.abandoned:
+                server.client.delete_from_queue(server.abandoned)
+                server.abandoned.clear()
         except ServerUnreachable as e:
             self._mark_unreachable(server, e)
             return
-        if server.unreachable_since is not None:
+        if not server.reachable:
             self._reporter.warning(f"{server.name} answers again")
         server.unreachable_since = None
 
@@ -243,9 +297,24 @@ class Scheduler:
         if server.unreachable_since is None:
             server.unreachable_since = now
             self._reporter.warning(f"{error}; retrying for up to {self._options.retry_for:.0f}s")
-        elif now - server.unreachable_since > self._options.retry_for:
-            raise ServerUnreachable(server.name, f"{error.reason}, for {now - server.unreachable_since:.0f}s")
+        if server.flights and any(s.reachable for s in self._servers):
+            self._hand_off(server)
+        if not any(s.reachable for s in self._servers):
+            # Give up once every server has been down for the whole retry period.
+            down_for = now - max(s.unreachable_since or now for s in self._servers)
+            if down_for > self._options.retry_for:
+                raise ServerUnreachable(server.name, f"{error.reason}, for {down_for:.0f}s")
         server.retry_at = now + min(5.0, 0.5 + (now - server.unreachable_since) / 4)
+
+    def _hand_off(self, server: Server) -> None:
+        """Gives a dead server's unfinished jobs to the others. If it comes back, the copies it
+        still has queued are deleted there, so no job is paid for twice."""
+        for prompt_id, flight in list(server.flights.items()):
+            self._todo.appendleft(flight.plan)
+            server.abandoned.add(prompt_id)
+        count = len(server.flights)
+        server.flights.clear()
+        self._reporter.warning(f"{server.name}: handing {count} job{'s' if count != 1 else ''} to the other servers")
 
     def _enforce_timeout(self, server: Server) -> None:
         limit = self._options.job_timeout
@@ -266,10 +335,12 @@ class Scheduler:
     def _start_collecting(self, flight: Flight) -> None:
         server = flight.server
         server.flights.pop(flight.prompt_id, None)
+        server.collecting += 1
         self._collecting[flight.prompt_id] = flight
-        finished_at = time.time()
-        server.stats.busy_seconds += finished_at - max(flight.started_at or flight.queued_at, flight.queued_at)
-        flight.finished_at = finished_at
+        flight.finished_at = time.time()
+        start = max(flight.started_at or flight.queued_at, flight.queued_at)
+        server.stats.busy_seconds += flight.finished_at - start
+        server.job_seconds = _smooth(server.job_seconds, flight.finished_at - start)
         future = self._pool.submit(self._fetch_and_save, flight)
         future.add_done_callback(lambda f, fl=flight: self._inbox.put(_Collected(fl, f)))
 
@@ -281,11 +352,12 @@ class Scheduler:
 
     def _on_collected(self, message: _Collected) -> None:
         flight = self._collecting.pop(message.flight.prompt_id)
+        flight.server.collecting -= 1
         try:
             files = message.future.result()
         except ServerUnreachable as e:
             flight.collect_attempts += 1
-            if flight.collect_attempts < COLLECT_ATTEMPTS:
+            if flight.collect_attempts < COLLECT_ATTEMPTS and not self._stopping:
                 # Finished but not fetched: look again once the server answers.
                 flight.server.flights[flight.prompt_id] = flight
                 self._mark_unreachable(flight.server, e)
@@ -338,7 +410,11 @@ class Scheduler:
                 for flight in flights:
                     server.client.interrupt(flight.prompt_id)
             except BatchError:
-                continue  # unreachable: nothing of ours can run there anyway
+                continue  # unreachable: the manifest still says queued, and resume looks it up
             for flight in flights:
                 del server.flights[flight.prompt_id]
                 self._finish(self._result(flight, CANCELLED, error="cancelled"))
+
+
+def _smooth(previous: float, sample: float) -> float:
+    return sample if not previous else 0.7 * previous + 0.3 * sample

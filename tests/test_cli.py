@@ -24,7 +24,7 @@ def test_every_job_is_queued_followed_and_saved(comfy_server: ComfyServer, tmp_p
     assert all(NAME.search(p.name) and p.parent == tmp_path / "out" for p in run.saved)
     sizes = sorted(Image.open(p).size for p in run.saved)
     assert sizes == [(20, 16), (20, 16), (24, 16)]  # generic width, overridden once
-    assert "3 ok, 0 failed; 3 files" in run.err
+    assert "3 ok, 0 failed; 3 files saved" in run.err
 
 
 def test_saved_files_are_the_servers_bytes_with_their_metadata(comfy_server: ComfyServer, tmp_path: Path) -> None:

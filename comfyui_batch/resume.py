@@ -1,0 +1,77 @@
+"""Resuming a run from its manifest: which jobs are done, which may still be on a server,
+which must run again. Pure: the caller reads the manifest and checks the disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable
+
+from .batch import Job
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A job queued by an earlier run whose outcome we never heard."""
+
+    job: Job
+    server: str
+    prompt_id: str
+    queued_at: float
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    done: list[tuple[Job, tuple[str, ...]]] = field(default_factory=list)  # with their files
+    earlier: list[Earlier] = field(default_factory=list)
+    to_run: list[Job] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_resume(jobs: list[Job], records: Iterable[dict[str, Any]], file_exists: Callable[[str], bool] | None) -> ResumePlan:
+    """`file_exists` checks a saved output; None when saving is off (the record is then proof)."""
+    last = _last_state_per_job(records)
+    plan = ResumePlan()
+    for job in jobs:
+        record = last.get(job.index)
+        if record is None:
+            plan.to_run.append(job)
+            continue
+        recorded = _with_recorded_seeds(job, record.get("values") or {})
+        if recorded is None:
+            plan.notes.append(f"job {job.index} changed since the last run; running it again")
+            plan.to_run.append(job)
+        elif record["event"] == "ok":
+            files = tuple(record.get("files") or ())
+            if file_exists is None or all(file_exists(f) for f in files):
+                plan.done.append((recorded, files))
+            else:
+                plan.notes.append(f"job {job.index}: some of its saved files are gone; running it again")
+                plan.to_run.append(recorded)
+        elif record["event"] == "queued" and record.get("prompt_id") and record.get("server"):
+            plan.earlier.append(Earlier(recorded, record["server"], record["prompt_id"], float(record.get("queued_at") or 0)))
+        else:
+            plan.to_run.append(recorded)
+    return plan
+
+
+def _last_state_per_job(records: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The last record of each job, counting from the last fresh run (a plain re-run starts a
+    new history; resumed runs continue the one before them)."""
+    last: dict[int, dict[str, Any]] = {}
+    for record in records:
+        if record.get("event") == "run" and not record.get("resume"):
+            last.clear()
+        elif isinstance(record.get("job"), int):
+            last[record["job"]] = record
+    return last
+
+
+def _with_recorded_seeds(job: Job, recorded: dict[str, Any]) -> Job | None:
+    """The job with the seeds the earlier run drew, or None if the batch entry has changed."""
+    values = dict(job.values)
+    for name in job.drawn_seeds:
+        if isinstance(recorded.get(name), int):
+            values[name] = recorded[name]
+    if values != recorded:
+        return None
+    return replace(job, values=values)
