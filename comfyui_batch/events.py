@@ -93,7 +93,7 @@ class EventStream:
         self._stop.set()
         socket = self._socket
         if socket is not None:
-            socket.abort()
+            socket.abort()  # type: ignore[no-untyped-call]
         self._thread.join(timeout=5)
 
     def _run(self) -> None:

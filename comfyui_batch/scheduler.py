@@ -14,6 +14,7 @@ import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Iterable
 
 from .client import ComfyClient, HistoryEntry
@@ -220,7 +221,7 @@ class Scheduler:
 
     def _open_streams(self) -> None:
         for server in self._servers:
-            server.stream = EventStream(server.client.address, server.client_id, lambda e, s=server: self._inbox.put(_Event(s, e)))
+            server.stream = EventStream(server.client.address, server.client_id, partial(self._post_event, server))
             if not server.stream.start():
                 self._reporter.warning(f"{server.name}: no WebSocket yet; following jobs by polling")
 
@@ -342,7 +343,14 @@ class Scheduler:
         server.stats.busy_seconds += flight.finished_at - start
         server.job_seconds = _smooth(server.job_seconds, flight.finished_at - start)
         future = self._pool.submit(self._fetch_and_save, flight)
-        future.add_done_callback(lambda f, fl=flight: self._inbox.put(_Collected(fl, f)))
+        future.add_done_callback(partial(self._post_collected, flight))
+
+    # Called on other threads: they only ever put messages on the inbox.
+    def _post_event(self, server: Server, event: Event) -> None:
+        self._inbox.put(_Event(server, event))
+
+    def _post_collected(self, flight: Flight, future: Future[tuple[str, ...]]) -> None:
+        self._inbox.put(_Collected(flight, future))
 
     def _fetch_and_save(self, flight: Flight) -> tuple[str, ...]:
         entry = flight.server.client.history(flight.prompt_id)
