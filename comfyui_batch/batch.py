@@ -15,10 +15,13 @@ from typing import Any, Mapping
 
 from .errors import BadInput
 from .jsonfile import json_path, read_json, type_name
-from .workflow import SEED_FIELDS, Target, parse_target
+from .workflow import SEED_FIELDS, ItemSpec, Selector, Target, parse_target
 
 DEFAULT_BATCH_FILE = Path("batchs/prompt-1.json")
 RANDOM = "random"
+# The keys of a workflow_items entry written as an object; "input" plus at least one node key.
+SELECTOR_NODE_KEYS = ("node", "title", "class_type")
+SELECTOR_KEYS = (*SELECTOR_NODE_KEYS, "input")
 # ComfyUI accepts seeds up to 2**64-1, but its web UI (JavaScript numbers) is exact only below
 # 2**53, and users copy seeds from the manifest into the UI.
 SEED_LIMIT = 2**53
@@ -35,7 +38,7 @@ class SaveSettings:
 class Batch:
     path: Path
     workflow_path: Path
-    items: Mapping[str, Target]
+    items: Mapping[str, ItemSpec]  # resolved to Targets against the workflow (plan.resolve)
     save: SaveSettings
     generic: Mapping[str, Any]
     prompts: tuple[Mapping[str, Any], ...]
@@ -70,13 +73,9 @@ def load_batch(path: Path, cwd: Path | None = None) -> Batch:
 
     workflow_file = _string(path, _require(path, params, "workflow_file", "parameters"), "parameters.workflow_file")
     items_raw = _object(path, _require(path, params, "workflow_items", "parameters"), "parameters.workflow_items")
-    items: dict[str, Target] = {}
-    for name, spec in items_raw.items():
-        where = json_path("parameters", "workflow_items", name)
-        try:
-            items[name] = parse_target(_string(path, spec, where))
-        except ValueError as e:
-            raise BadInput(path, where, str(e)) from None
+    items = {
+        name: parse_item(path, spec, json_path("parameters", "workflow_items", name)) for name, spec in items_raw.items()
+    }
 
     generic = _object(path, params.get("generic_prompts") or {}, "parameters.generic_prompts")
     prompts_raw = _require(path, root, "prompts", "")
@@ -105,6 +104,51 @@ def load_batch(path: Path, cwd: Path | None = None) -> Batch:
     )
 
 
+def parse_item(path: Path, spec: Any, where: str) -> ItemSpec:
+    """A workflow_items entry: `"node_id,inputs,field"`, or an object naming the node by
+    `title`, `class_type` and/or `node` (id) plus its `input`. Only its shape is checked here;
+    which node it names is known once the workflow is loaded (`Workflow.find`)."""
+    if isinstance(spec, dict):
+        return _parse_selector(path, spec, where)
+    if not isinstance(spec, str) or not spec.strip():
+        raise BadInput(
+            path, where,
+            f'expected "node_id,inputs,field" or an object such as {{"title": "Positive Prompt", "input": "text"}}, '
+            f"got {type_name(spec)} {spec!r}",
+        )
+    try:
+        return parse_target(spec)
+    except ValueError as e:
+        raise BadInput(path, where, str(e)) from None
+
+
+def _parse_selector(path: Path, spec: Mapping[str, Any], where: str) -> ItemSpec:
+    unknown = [key for key in spec if key not in SELECTOR_KEYS]
+    if unknown:
+        raise BadInput(path, f"{where}.{unknown[0]}", f"unknown key {unknown[0]!r} (an item object takes: {', '.join(SELECTOR_KEYS)})")
+    if not any(key in spec for key in SELECTOR_NODE_KEYS):
+        raise BadInput(path, where, 'name the node with "title", "class_type" or "node" (its id), for example {"title": "Positive Prompt", "input": "text"}')
+    field = _string(path, _require(path, spec, "input", where), f"{where}.input").strip()
+    title, class_type = (_optional_string(path, spec, key, where) for key in ("title", "class_type"))
+    node_id = _node_id(path, spec["node"], f"{where}.node") if "node" in spec else None
+    if title is None and class_type is None:
+        assert node_id is not None
+        return Target(node_id, "inputs", field)  # a plain id needs no search
+    return Selector(field, title=title, class_type=class_type, node_id=node_id)
+
+
+def _optional_string(path: Path, spec: Mapping[str, Any], key: str, where: str) -> str | None:
+    # Titles are compared exactly as written (the GUI allows any text, spaces included).
+    return None if key not in spec else _string(path, spec[key], f"{where}.{key}")
+
+
+def _node_id(path: Path, value: Any, where: str) -> str:
+    # Ids are strings in API workflows; `"node": 3` is what users write, so it is accepted.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _string(path, value, where).strip()
+
+
 def expand_jobs(batch: Batch, rng: random.Random) -> list[Job]:
     """One Job per prompt, generic values first, then the prompt's own; "random" seeds drawn."""
     jobs = []
@@ -119,7 +163,7 @@ def expand_jobs(batch: Batch, rng: random.Random) -> list[Job]:
     return jobs
 
 
-def is_seed(name: str, target: Target) -> bool:
+def is_seed(name: str, target: ItemSpec) -> bool:
     return name in SEED_FIELDS or target.is_seed
 
 

@@ -30,6 +30,7 @@ examples:
   python {PROG} my-batch.json --server 192.168.1.20:8188
   python {PROG} my-batch.json --server gpu1:8188 --server gpu2:8188
   python {PROG} my-batch.json --resume        # after Ctrl-C, a crash or failed jobs
+  python {PROG} my-batch.json --dry-run --export-workflows jobs/
   COMFYUI_URL=http://gpu-box:8188 python {PROG} my-batch.json --fail-fast
 
 exit codes: 0 all jobs done, 1 some job failed, 2 bad input (nothing was queued),
@@ -125,8 +126,13 @@ def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
             sequential=args.sequential,
         ),
         resume=args.resume,
+        validate=not args.no_validate,
+        dry_run=args.dry_run,
+        export_workflows=args.export_workflows,
         report=args.report,
     )
+    if args.export_workflows and not args.dry_run:
+        raise BadInput(None, "--export-workflows", "goes with --dry-run (it writes the workflows instead of running them)")
     return options, args.quiet
 
 
@@ -150,6 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true",
         help="continue an interrupted or partly failed run from its manifest: skip jobs whose outputs "
         "are saved, collect those that finished meanwhile, run the rest with the same seeds",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="resolve and validate every job, print one line per job (the values that vary, the seed), queue nothing",
+    )
+    parser.add_argument(
+        "--export-workflows", type=Path, metavar="DIR",
+        help="with --dry-run: also write each job's final API workflow as DIR/job-0001.json, ...",
+    )
+    parser.add_argument(
+        "--no-validate", action="store_true",
+        help="skip the pre-flight check of every job against the server's nodes and models",
     )
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed job")
     parser.add_argument(

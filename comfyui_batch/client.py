@@ -6,7 +6,9 @@ The WebSocket side lives in `events.py`; both share `ServerAddress`.
 from __future__ import annotations
 
 import json
+import mimetypes
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, Iterable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
@@ -152,6 +154,18 @@ class ComfyClient:
         if expected is not None and int(expected) != size:
             raise ServerError(f"{ref}: the server sent {size} of {expected} bytes")
         return size
+
+    def upload_image(self, image: Path | bytes, name: str) -> str:
+        """Puts an image into the server's input folder as `name`; returns the name a LoadImage
+        input takes. A file of that name with the same content is kept (no second copy); with
+        other content the server picks `name (1).ext`, and that is the name returned."""
+        data = image.read_bytes() if isinstance(image, Path) else image
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        reply = self._json("POST", "/upload/image", files={"image": (name, data, kind)}, data={"type": "input"})
+        if not isinstance(reply, dict) or not isinstance(reply.get("name"), str):
+            raise ServerError(f"POST /upload/image answered without a file name: {str(reply)[:200]}")
+        subfolder = reply.get("subfolder") or ""
+        return f"{subfolder}/{reply['name']}" if subfolder else str(reply["name"])
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return _decode(_ok(self._request(method, path, **kwargs)))

@@ -63,6 +63,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from .errors import ConversionError  # part of the package's error tree; re-exported here
+
 __all__ = ["ConversionError", "is_ui_format", "ui_to_api", "unknown_class_types"]
 
 MODE_NEVER: Final = 2  # "muted"
@@ -93,21 +95,6 @@ UI_ONLY_WIDGET_NAMES: Final = frozenset(
     {"control_after_generate", "control_before_generate", "control_filter_list", "upload"}
 )
 GROUP_NODE_PREFIXES: Final = ("workflow>", "workflow/")
-
-
-class ConversionError(ValueError):
-    """The UI workflow cannot be converted; `str()` names the node, its type and the problem."""
-
-    def __init__(
-        self, problem: str, node_id: str | None = None, class_type: str | None = None
-    ) -> None:
-        self.problem = problem
-        self.node_id = node_id
-        self.class_type = class_type
-        where = f"node {node_id}" if node_id is not None else ""
-        if class_type:
-            where = f"{where} ({class_type})" if where else class_type
-        super().__init__(f"{where}: {problem}" if where else problem)
 
 
 # --------------------------------------------------------------------------- public functions

@@ -2,6 +2,8 @@
 
     BatchError                      base; `str()` is a complete message for the user
     ├── BadInput                    the batch or workflow file is wrong: exit 2, nothing queued
+    │   ├── ConversionError         a GUI-format workflow cannot be converted to the API format
+    │   └── ValidationFailed        pre-flight checks against /object_info found problems
     ├── InvalidBatch                several BadInput found at once: exit 2, nothing queued
     ├── UnsafePath                  a name would put a file outside the output folder
     ├── ServerUnreachable           no answer from a server: exit 3
@@ -14,6 +16,7 @@ Only `cli.main` turns these into messages and exit codes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -36,6 +39,33 @@ class BadInput(BatchError):
             parts.append(self.where)
         location = ", ".join(parts)
         return f"{location}: {self.problem}" if location else self.problem
+
+
+class ConversionError(BadInput, ValueError):
+    """A GUI-format workflow that cannot be converted; names the node, its class and the problem.
+
+    A BadInput (exit 2, nothing queued) and, as before it joined this tree, a ValueError.
+    `convert.py` raises it without a file; `load_workflow` adds the file.
+    """
+
+    def __init__(
+        self, problem: str, node_id: str | None = None, class_type: str | None = None, file: Path | str | None = None
+    ) -> None:
+        self.node_id = node_id
+        self.class_type = class_type
+        where = f"node {node_id}" if node_id is not None else ""
+        if class_type:
+            where = f"{where} ({class_type})" if where else class_type
+        super().__init__(file, where, problem)
+
+
+class ValidationFailed(BadInput):
+    """Pre-flight validation found problems; `problems` are `validate.Problem`s, the message
+    lists them all, grouped (see `validate.format_problems`)."""
+
+    def __init__(self, file: Path | str | None, problems: Sequence[object], text: str) -> None:
+        self.problems = tuple(problems)
+        super().__init__(file, "", text)
 
 
 class InvalidBatch(BatchError):

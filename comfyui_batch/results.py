@@ -65,10 +65,11 @@ class Summary:
     wall_seconds: float
     servers: dict[str, ServerStats] = field(default_factory=dict)
     interrupted: bool = False
+    dry_run: bool = False  # jobs were planned and checked, not run
 
     @property
     def unfinished(self) -> int:
-        return self.total - len({r.job.index for r in self.results})
+        return 0 if self.dry_run else self.total - len({r.job.index for r in self.results})
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -85,6 +86,8 @@ class Summary:
         return self.servers[server].busy_seconds / self.wall_seconds if self.wall_seconds else 0.0
 
     def text(self) -> str:
+        if self.dry_run:
+            return f"dry run: {self.total} job{'' if self.total == 1 else 's'} planned; nothing was queued"
         parts = [f"{self.count(OK)} ok", f"{self.count(FAILED)} failed"]
         parts += [f"{self.count(s)} {s}" for s in (SKIPPED, CANCELLED) if self.count(s)]
         if self.unfinished:

@@ -16,14 +16,18 @@ from typing import Sequence
 from .batch import Batch, Job, expand_jobs, load_batch
 from .client import ComfyClient, ServerAddress
 from .collect import collect
+from .convert import is_ui_format
 from .errors import ServerUnreachable
+from .jsonfile import read_json
 from .outputs import Manifest, OutputFolder, check_prefix, manifest_path, read_manifest
-from .plan import resolve
+from .dryrun import describe_jobs, export_workflows
+from .plan import job_graphs
+from .preflight import Preflight, prepare, upload
 from .progress import Console, ConsoleReporter, Reporter
 from .results import SKIPPED, JobResult, Summary
 from .resume import ResumePlan, plan_resume
 from .scheduler import Adopted, Scheduler, SchedulerOptions
-from .workflow import load_workflow
+from .validate import check
 
 
 @dataclass(frozen=True)
@@ -32,21 +36,28 @@ class RunOptions:
     servers: Sequence[ServerAddress]
     scheduler: SchedulerOptions = SchedulerOptions()
     resume: bool = False
+    validate: bool = True
+    dry_run: bool = False
+    export_workflows: Path | None = None  # with dry_run: each job's final workflow goes here
     report: Path | None = None
     random_seed: int | None = None  # makes "random" seeds reproducible (tests)
 
 
 def run_batch(options: RunOptions, console: Console) -> Summary:
     batch = load_batch(options.batch_file)
-    workflow = load_workflow(batch.workflow_path)
     jobs = expand_jobs(batch, random.Random(options.random_seed))
     check_prefix(batch.save.filename_prefix)
     reporter = ConsoleReporter(console)
     todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan(to_run=jobs)
-    plans = {p.job.index: p for p in resolve(batch, workflow, todo.to_run + [e.job for e in todo.earlier])}
+    wanted = todo.to_run + [e.job for e in todo.earlier]
 
     with ExitStack() as stack:
-        clients = [stack.enter_context(connect(address)) for address in options.servers]
+        clients = connect_all(options.servers, stack, batch, wanted, dry_run=options.dry_run)
+        checked = preflight(batch, wanted, clients, options)
+        if options.dry_run:
+            return dry_run(checked, batch, options, console, reporter, total=len(jobs))
+        plans = {p.job.index: p for p in upload(checked, clients)}
+
         folder = prepare_output_folder(batch)
         manifest = stack.enter_context(Manifest(manifest_path(batch.save.output_directory, batch.path)))
         manifest.append(run_record(batch, jobs, options))
@@ -69,6 +80,46 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
         summary = Summary(len(jobs), done + scheduler.results, time.monotonic() - started, scheduler.server_stats, interrupted)
         finish(summary, options, reporter, manifest.path)
         return summary
+
+
+def connect_all(addresses: Sequence[ServerAddress], stack: ExitStack, batch: Batch, jobs: list[Job], dry_run: bool) -> list[ComfyClient]:
+    """A client per server, each checked to answer. With none reachable, mistakes in the batch
+    are still reported first (exit 2 before exit 3); a dry run goes on without a server."""
+    try:
+        return [stack.enter_context(connect(address)) for address in addresses]
+    except ServerUnreachable:
+        prepare(batch, jobs, None, validate=False)
+        if not dry_run:
+            raise
+        return []
+
+
+def preflight(batch: Batch, jobs: list[Job], clients: list[ComfyClient], options: RunOptions) -> Preflight:
+    """Resolves every job and, unless told not to, validates it against every server's nodes
+    and models: a typo in a model name is caught now, not after hours of queue."""
+    if not clients:
+        return prepare(batch, jobs, None, validate=False)
+    # A GUI-format workflow needs the node definitions to be converted, even unvalidated.
+    needs_nodes = options.validate or is_ui_format(read_json(batch.workflow_path, "workflow file"))
+    checked = prepare(batch, jobs, clients[0].object_info() if needs_nodes else None, validate=options.validate)
+    if options.validate:
+        for client in clients[1:]:
+            check(batch.path, job_graphs(checked.plans), client.object_info(),
+                  pending_files=checked.images.pending_names(), total_jobs=len(checked.plans))
+    return checked
+
+
+def dry_run(checked: Preflight, batch: Batch, options: RunOptions, console: Console, reporter: Reporter, total: int) -> Summary:
+    for line in describe_jobs(checked.plans, batch.items):
+        print(line, file=console.stdout)
+    if options.export_workflows:
+        written = export_workflows(checked.plans, options.export_workflows)
+        reporter.note(f"wrote {len(written)} workflow{'' if len(written) == 1 else 's'} to {options.export_workflows}")
+    if not checked.validated:
+        reporter.warning("validation skipped: " + ("--no-validate" if not options.validate else "no server could be reached"))
+    summary = Summary(total, [], 0.0, dry_run=True)
+    reporter.summary(summary)
+    return summary
 
 
 def what_is_left(batch: Batch, jobs: list[Job], reporter: Reporter) -> ResumePlan:

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, Callable, Iterable
 
 from .client import ComfyClient, HistoryEntry
-from .errors import BatchError, JobFailed, ServerUnreachable
+from .errors import BatchError, JobFailed, ServerError, ServerUnreachable
 from .events import Event, EventStream, Progress, PromptDone, PromptStarted, StreamLost, StreamRestored
 from .plan import PlannedJob
 from .progress import Reporter
@@ -191,7 +191,7 @@ class Scheduler:
         sent = time.monotonic()
         try:
             queued = server.client.queue_prompt(plan.graph(), server.client_id, prompt_id)
-        except JobFailed as e:
+        except (JobFailed, ServerError) as e:
             self._finish(JobResult(plan.job, FAILED, server=server.name, error=str(e), queued_at=queued_at, finished_at=time.time()))
             return
         server.submit_seconds = _smooth(server.submit_seconds, time.monotonic() - sent)
@@ -374,6 +374,9 @@ class Scheduler:
             return
         except BatchError as e:
             self._finish(self._result(flight, FAILED, error=str(e)))
+            return
+        except OSError as e:  # our side: disk full, folder not writable
+            self._finish(self._result(flight, FAILED, error=f"cannot save its outputs: {e}"))
             return
         flight.server.stats.jobs += 1
         self._finish(self._result(flight, OK, files=files))

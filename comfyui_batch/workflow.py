@@ -1,13 +1,16 @@
-"""API-format workflows: loading them, and setting a job's values at `node,inputs,field` paths."""
+"""API-format workflows: loading them (converting GUI-format ones), finding the node a
+`workflow_items` entry names, and setting a job's values at `node,inputs,field` paths."""
 
 from __future__ import annotations
 
 import copy
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import BadInput
+from .convert import is_ui_format, ui_to_api
+from .errors import BadInput, ConversionError
 from .jsonfile import read_json, type_name
 
 SEED_FIELDS = frozenset({"seed", "noise_seed"})
@@ -31,6 +34,36 @@ class Target:
         return self.field in SEED_FIELDS
 
 
+@dataclass(frozen=True)
+class Selector:
+    """A node named by its title (`_meta.title`) and/or class instead of its id, which changes
+    on every re-export. Every criterion given must match; exactly one node may match."""
+
+    field: str
+    title: str | None = None
+    class_type: str | None = None
+    node_id: str | None = None  # only together with title or class_type (alone it is a Target)
+    section: str = "inputs"
+
+    def __str__(self) -> str:
+        return f"{_criteria_text(self)}, input {self.field!r}"
+
+    @property
+    def is_seed(self) -> bool:
+        return self.field in SEED_FIELDS
+
+    def matches(self, node_id: str, node: Mapping[str, Any]) -> bool:
+        return all(_node_attribute(node_id, node, key) == value for key, value in self.criteria())
+
+    def criteria(self) -> list[tuple[str, str]]:
+        given = [("node", self.node_id), ("class_type", self.class_type), ("title", self.title)]
+        return [(key, value) for key, value in given if value is not None]
+
+
+# What a `workflow_items` entry says, before the workflow is known.
+ItemSpec = Target | Selector
+
+
 def parse_target(text: str) -> Target:
     """`"3, inputs, seed"` -> Target. Node ids may hold `:` (subgraph nodes), never a comma."""
     parts = [part.strip() for part in text.split(",")]
@@ -45,6 +78,7 @@ class Workflow:
 
     path: Path
     graph: Graph
+    from_ui: bool = False  # converted from the GUI format with the server's /object_info
 
     def locate(self, target: Target) -> str | None:
         """Why `target` cannot be set in this graph, or None when it can."""
@@ -61,6 +95,43 @@ class Workflow:
                 f"{target.field!r} (it has: {_list(section)})"
             )
         return None
+
+    def find(self, spec: ItemSpec) -> Target:
+        """The Target an item names; ValueError listing the candidates when not exactly one
+        node matches. A Target is returned as it is (`locate` checks it)."""
+        if isinstance(spec, Target):
+            return spec
+        found = [node_id for node_id, node in self.graph.items() if spec.matches(node_id, node)]
+        if len(found) == 1:
+            return Target(found[0], spec.section, spec.field)
+        if found:
+            raise ValueError(
+                f"{len(found)} nodes of {self.path} match {_criteria_text(spec)}: {self._describe(found)}; "
+                "add a criterion (title, class_type or node) so that only one does"
+            )
+        raise ValueError(f"no node of {self.path} matches {_criteria_text(spec)}{self._no_titles_hint(spec)}; {self._candidates(spec)}")
+
+    def title(self, node_id: str) -> str | None:
+        """The node's `_meta.title`; None for API files exported without titles."""
+        return _node_attribute(node_id, self.graph[node_id], "title") or None
+
+    def _describe(self, node_ids: Iterable[str], limit: int = 30) -> str:
+        return _list((f"{node_id} ({self.graph[node_id].get('class_type')}, title {self.title(node_id)!r})" for node_id in node_ids), limit)
+
+    def _candidates(self, spec: Selector) -> str:
+        # Closest first: a typo in a title or class is the usual cause.
+        wanted = spec.title if spec.title is not None else spec.class_type or spec.node_id or ""
+        key = "title" if spec.title is not None else "class_type" if spec.class_type is not None else "node"
+
+        def likeness(node_id: str) -> float:
+            return difflib.SequenceMatcher(None, wanted.casefold(), _node_attribute(node_id, self.graph[node_id], key).casefold()).ratio()
+
+        return f"its nodes, closest first: {self._describe(sorted(self.graph, key=likeness, reverse=True), limit=12)}"
+
+    def _no_titles_hint(self, spec: Selector) -> str:
+        if spec.title is None or any(self.title(node_id) is not None for node_id in self.graph):
+            return ""
+        return " (this workflow has no titles: its nodes have no _meta.title; export it again with a recent ComfyUI, or name the node by class_type or node id)"
 
     def check_value(self, target: Target, value: Any) -> str | None:
         """Why `value` does not fit where `target` points, or None. Links and unknowns pass."""
@@ -79,16 +150,35 @@ class Workflow:
         return graph
 
 
-def load_workflow(path: Path) -> Workflow:
+def load_workflow(path: Path, object_info: Mapping[str, Any] | None = None) -> Workflow:
+    """The API-format workflow in `path`. A GUI-format file is converted with `object_info`
+    (the server's GET /object_info); without it, it is refused with how to export it."""
     data = read_json(path, "workflow file")
-    if isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data:
-        raise BadInput(
-            path,
-            "",
-            "this is a workflow in the ComfyUI GUI format, not the API format. In ComfyUI, open it and "
-            "use Workflow > Export (API) (older versions: enable Dev mode in the settings, then "
-            "'Save (API Format)'), and point workflow_file at the exported file",
-        )
+    if is_ui_format(data):
+        if object_info is None:
+            raise BadInput(
+                path,
+                "",
+                "this is a workflow in the ComfyUI GUI format, not the API format; converting it needs the node "
+                "definitions of a reachable server. Start ComfyUI (or check --server), or in ComfyUI open it and "
+                "use Workflow > Export (API) (older versions: enable Dev mode in the settings, then "
+                "'Save (API Format)'), and point workflow_file at the exported file",
+            )
+        return Workflow(path, _checked_graph(path, _converted(path, data, object_info)), from_ui=True)
+    return Workflow(path, _checked_graph(path, data))
+
+
+def _converted(path: Path, ui: Mapping[str, Any], object_info: Mapping[str, Any]) -> Graph:
+    try:
+        graph = ui_to_api(ui, object_info)
+    except ConversionError as e:
+        raise ConversionError(f"cannot convert this GUI-format workflow: {e.problem}", e.node_id, e.class_type, file=path) from None
+    if not graph:
+        raise BadInput(path, "", "this workflow in the ComfyUI GUI format has no node that would run (are they all muted, bypassed or notes?)")
+    return graph
+
+
+def _checked_graph(path: Path, data: Any) -> Graph:
     if not isinstance(data, dict) or not data:
         raise BadInput(path, "", f"expected an API-format workflow (an object of nodes), got {type_name(data)}")
     for node_id, node in data.items():
@@ -96,7 +186,22 @@ def load_workflow(path: Path) -> Workflow:
             raise BadInput(path, node_id, "expected a node with a \"class_type\" and \"inputs\"; is this an API-format workflow?")
         if not isinstance(node.get("inputs", {}), dict):
             raise BadInput(path, f"{node_id}.inputs", f"expected an object, got {type_name(node['inputs'])}")
-    return Workflow(path, data)
+    return data
+
+
+def _node_attribute(node_id: str, node: Mapping[str, Any], key: str) -> str:
+    """A node's id, class or title, as a selector compares them ("" when it has none)."""
+    if key == "node":
+        return node_id
+    if key == "class_type":
+        return str(node.get("class_type", ""))
+    meta = node.get("_meta")
+    title = meta.get("title") if isinstance(meta, dict) else None
+    return title if isinstance(title, str) else ""
+
+
+def _criteria_text(spec: Selector) -> str:
+    return " and ".join(f"{'node id' if key == 'node' else key} {value!r}" for key, value in spec.criteria())
 
 
 def _expected_type(current: Any) -> type | None:

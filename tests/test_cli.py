@@ -123,7 +123,8 @@ def test_failures_are_per_job_and_readable(comfy_server: ComfyServer, tmp_path: 
     items = {**IMAGE_ITEMS, "fail": "4,inputs,message"}
     prompts = [{"color": 10}, {"color": 11, "fail": "kaboom"}, {"color": 12, "width": -5}, {"color": 13}]
     batch = write_batch(tmp_path, prompts, workflow=workflow, items=items)
-    run = run_cli(str(batch), "--server", comfy_server.url)
+    # --no-validate: job 3 must reach the server, whose 400 is what this test reads.
+    run = run_cli(str(batch), "--server", comfy_server.url, "--no-validate")
     assert run.code == 1
     assert "job 2 FAILED: node 4 (TestFail) raised RuntimeError: kaboom" in run.err
     assert re.search(r"job 3 FAILED: .*\n\s+node 1 \(EmptyImage\), input 'width': Value -5 smaller than min", run.err)
@@ -137,7 +138,7 @@ def test_fail_fast_stops_at_the_first_failure(comfy_server: ComfyServer, tmp_pat
     prompts = [{"color": 20, "width": -1}] + [{"color": 21 + i} for i in range(4)]
     batch = write_batch(tmp_path, prompts)
     before = history_ids(comfy_server.url)
-    run = run_cli(str(batch), "--server", comfy_server.url, "--fail-fast")
+    run = run_cli(str(batch), "--server", comfy_server.url, "--fail-fast", "--no-validate")
     assert run.code == 1
     assert "--fail-fast" in run.err
     ran = history_ids(comfy_server.url) - before

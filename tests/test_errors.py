@@ -48,7 +48,7 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], None], list[str]]] = [
     ("missing workflow file", lambda p: _edit_batch(p, lambda d: d["parameters"].update(workflow_file="nope.json")),
      ["parameters.workflow_file: workflow file 'nope.json' not found"]),
     ("GUI-format workflow", lambda p: _edit_workflow(p, lambda d: (d.clear(), d.update(nodes=[], links=[]))),
-     ["GUI format", "Export (API)"]),
+     ["GUI format", "no node that would run"]),
     ("prefix escaping the output folder", lambda p: _edit_batch(p, lambda d: d["parameters"]["save_images"].update(filename_prefix="../up")),
      ["refusing filename_prefix '../up'"]),
 ]

@@ -1,0 +1,179 @@
+"""Local images as job values: a job value aimed at the `image` input of LoadImage or
+LoadImageMask that names a file on this machine is uploaded to the server's input folder and
+replaced, in the job's graph only, by the server-side name.
+
+Which values are local files: a relative path is looked up beside the batch file first, then
+in the current folder (`~` is expanded; absolute paths are used as they are). A value found
+nowhere is taken as the name of a file already in the server's input folder when the server
+lists it (or, with no server to ask, when it does not look like a local path); otherwise it is
+a bad-input error, before anything is queued.
+
+Each distinct content is uploaded once, as `batch-<first 16 hex digits of its sha256><ext>`:
+the server keeps a file of the same name and content instead of adding a copy, so re-running a
+batch does not pile up copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from .batch import Batch
+from .client import ComfyClient
+from .errors import BadInput, ServerError
+from .plan import PlannedJob, raise_all, with_values
+from .validate import ANNOTATED_SUFFIXES
+from .workflow import Target, Workflow
+
+IMAGE_LOADERS: Final = frozenset({"LoadImage", "LoadImageMask"})
+IMAGE_INPUT: Final = "image"
+UPLOAD_PREFIX: Final = "batch-"
+# Values that only make sense as paths on this machine (server names are relative, "/"-separated).
+LOCAL_PREFIXES: Final = ("/", "~", "./", "../", ".\\", "..\\")
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    path: Path
+    sha256: str
+
+    @property
+    def upload_name(self) -> str:
+        """The content-hash name it is uploaded under, with the file's extension."""
+        return f"{UPLOAD_PREFIX}{self.sha256[:16]}{self.path.suffix.lower()}"
+
+
+@dataclass(frozen=True)
+class ImageUse:
+    """A job value that is a local image: which job, which item, where it goes, which file."""
+
+    job: int
+    item: str
+    target: Target
+    image: LocalImage
+
+
+@dataclass(frozen=True)
+class LocalImages:
+    uses: tuple[ImageUse, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.uses)
+
+    @property
+    def files(self) -> list[LocalImage]:
+        """One per distinct content, in order of first use."""
+        return list({use.image.sha256: use.image for use in self.uses}.values())
+
+    def pending_names(self) -> frozenset[str]:
+        """The names the files will have on the server (for `validate`'s `pending_files`)."""
+        return frozenset(image.upload_name for image in self.files)
+
+
+def find_local_images(
+    batch: Batch,
+    workflow: Workflow,
+    plans: Sequence[PlannedJob],
+    *,
+    cwd: Path | None = None,
+    server_files: Iterable[str] | None = None,
+) -> LocalImages:
+    """The job values that are local images (see the module's docstring), hashed. Raises
+    BadInput / InvalidBatch naming every missing file at once. `server_files`: what the
+    server's input folder holds (`server_input_files(object_info)`), None when unknown."""
+    folders = [batch.path.parent, cwd or Path.cwd()]
+    known = frozenset(server_files) if server_files is not None else None
+    found: dict[str, LocalImage | None] = {}  # value -> its file, None when it is a server name
+    uses: list[ImageUse] = []
+    problems: dict[str, BadInput] = {}  # by place in the batch file: a generic value is one problem
+    for plan in plans:
+        for name, value in plan.job.values.items():
+            target = plan.targets.get(name)
+            if target is None or not isinstance(value, str) or not _is_image_input(workflow, target):
+                continue
+            where = batch.where(name, plan.job.index - 1)
+            try:
+                if value not in found:
+                    found[value] = _local_image(value, folders)
+            except OSError as e:
+                problems.setdefault(where, BadInput(batch.path, where, f"cannot read image file {value!r}: {e.strerror or e}"))
+                continue
+            image = found[value]
+            if image is not None:
+                uses.append(ImageUse(plan.job.index, name, target, image))
+            elif _must_be_local(value, known):
+                problems.setdefault(where, BadInput(batch.path, where, _missing(value, folders, known)))
+    raise_all(list(problems.values()))
+    return LocalImages(tuple(uses))
+
+
+def server_input_files(object_info: Mapping[str, Any] | None) -> frozenset[str] | None:
+    """The files of the server's input folder, as its LoadImage lists them; None if unknown."""
+    try:
+        choices = object_info["LoadImage"]["input"]["required"][IMAGE_INPUT][0] if object_info else None
+    except (KeyError, IndexError, TypeError):
+        return None
+    return frozenset(c for c in choices if isinstance(c, str)) if isinstance(choices, list) else None
+
+
+def upload_images(images: LocalImages, clients: Sequence[ComfyClient]) -> dict[str, str]:
+    """Uploads each distinct file once to every server; returns sha256 -> server-side name.
+    Jobs may run on any server, so every server needs every file, under the same name."""
+    names: dict[str, str] = {}
+    for image in images.files:
+        data = image.path.read_bytes()
+        given = {client.upload_image(data, image.upload_name) for client in clients}
+        if len(given) > 1:
+            raise ServerError(f"the servers stored {image.path} under different names: {', '.join(sorted(given))}")
+        names[image.sha256] = given.pop() if given else image.upload_name
+    return names
+
+
+def with_uploaded(plans: Sequence[PlannedJob], images: LocalImages, names: Mapping[str, str] | None = None) -> list[PlannedJob]:
+    """The plans with each local image replaced by its server name: `names` (sha256 -> name,
+    from `upload_images`), or the planned upload names (to validate or export before uploading)."""
+    by_job: dict[int, list[tuple[Target, str]]] = defaultdict(list)
+    for use in images.uses:
+        server_name = names[use.image.sha256] if names is not None else use.image.upload_name
+        by_job[use.job].append((use.target, server_name))
+    return [with_values(plan, by_job[plan.job.index]) if plan.job.index in by_job else plan for plan in plans]
+
+
+def _is_image_input(workflow: Workflow, target: Target) -> bool:
+    node = workflow.graph.get(target.node_id, {})
+    return node.get("class_type") in IMAGE_LOADERS and target.section == "inputs" and target.field == IMAGE_INPUT
+
+
+def _local_image(value: str, folders: Sequence[Path]) -> LocalImage | None:
+    path = next((p for p in _candidates(value, folders) if p.is_file()), None)
+    return LocalImage(path, _sha256(path)) if path is not None else None
+
+
+def _candidates(value: str, folders: Sequence[Path]) -> list[Path]:
+    given = Path(value).expanduser()
+    return [given] if given.is_absolute() else [folder / given for folder in folders]
+
+
+def _must_be_local(value: str, known: frozenset[str] | None) -> bool:
+    if known is not None:
+        return value not in known and not value.endswith(ANNOTATED_SUFFIXES)
+    # No server listing to compare with: only values that cannot be server names are errors.
+    return value.startswith(LOCAL_PREFIXES) or "\\" in value or (len(value) > 1 and value[1] == ":")
+
+
+def _missing(value: str, folders: Sequence[Path], known: frozenset[str] | None) -> str:
+    tried = " and ".join(str(p) for p in _candidates(value, folders))
+    server = ", and the server's input folder has no file of that name" if known is not None else ""
+    return f"image file {value!r} not found (looked for {tried}{server})"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
