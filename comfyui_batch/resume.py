@@ -26,6 +26,11 @@ class ResumePlan:
     to_run: list[Job] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def wanted(self) -> list[Job]:
+        """Every job that still needs its workflow: to run, or to look up on its server."""
+        return self.to_run + [e.job for e in self.earlier]
+
 
 def plan_resume(jobs: list[Job], records: Iterable[dict[str, Any]], file_exists: Callable[[str], bool] | None) -> ResumePlan:
     """`file_exists` checks a saved output; None when saving is off (the record is then proof)."""

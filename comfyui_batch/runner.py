@@ -17,11 +17,11 @@ from .batch import Batch, Job, expand_jobs, load_batch
 from .client import ComfyClient, ServerAddress
 from .collect import collect
 from .convert import is_ui_format
+from .dryrun import describe_jobs, export_workflows
 from .errors import ServerUnreachable
 from .jsonfile import read_json
 from .outputs import Manifest, OutputFolder, check_prefix, manifest_path, read_manifest
-from .dryrun import describe_jobs, export_workflows
-from .plan import job_graphs
+from .plan import PlannedJob, job_graphs
 from .preflight import Preflight, prepare, upload
 from .progress import Console, ConsoleReporter, Reporter
 from .results import SKIPPED, JobResult, Summary
@@ -49,37 +49,44 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
     check_prefix(batch.save.filename_prefix)
     reporter = ConsoleReporter(console)
     todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan(to_run=jobs)
-    wanted = todo.to_run + [e.job for e in todo.earlier]
 
     with ExitStack() as stack:
-        clients = connect_all(options.servers, stack, batch, wanted, dry_run=options.dry_run)
-        checked = preflight(batch, wanted, clients, options)
+        clients = connect_all(options.servers, stack, batch, todo.wanted, dry_run=options.dry_run)
+        checked = preflight(batch, todo.wanted, clients, options)
         if options.dry_run:
             return dry_run(checked, batch, options, console, reporter, total=len(jobs))
         plans = {p.job.index: p for p in upload(checked, clients)}
-
         folder = prepare_output_folder(batch)
         manifest = stack.enter_context(Manifest(manifest_path(batch.save.output_directory, batch.path)))
         manifest.append(run_record(batch, jobs, options))
-
         scheduler = Scheduler(clients, partial(collect, folder=folder), manifest.append, reporter, options.scheduler)
-        done = [JobResult(job, SKIPPED, files=files) for job, files in todo.done]
-        reporter.started(len(jobs), [str(a) for a in options.servers], skipped=len(done))
-        started = time.monotonic()
-        interrupted = False
-        try:
-            scheduler.run(
-                [plans[job.index] for job in todo.to_run],
-                [Adopted(plans[e.job.index], e.server, e.prompt_id, e.queued_at) for e in todo.earlier],
-            )
-        except KeyboardInterrupt:
-            interrupted = True
-        except ServerUnreachable:
-            finish(Summary(len(jobs), done + scheduler.results, time.monotonic() - started, scheduler.server_stats), options, reporter, manifest.path)
-            raise
-        summary = Summary(len(jobs), done + scheduler.results, time.monotonic() - started, scheduler.server_stats, interrupted)
-        finish(summary, options, reporter, manifest.path)
-        return summary
+        return execute(scheduler, todo, plans, len(jobs), options, reporter, manifest.path)
+
+
+def execute(
+    scheduler: Scheduler, todo: ResumePlan, plans: dict[int, PlannedJob], total: int,
+    options: RunOptions, reporter: Reporter, manifest: Path,
+) -> Summary:
+    """Runs what is left and sums it up. Ctrl-C and dead servers end the run early, never
+    without a summary and the way to resume."""
+    done = [JobResult(job, SKIPPED, files=files) for job, files in todo.done]
+    reporter.started(total, [str(a) for a in options.servers], skipped=len(done))
+    started = time.monotonic()
+    interrupted, unreachable = False, None
+    try:
+        scheduler.run(
+            [plans[job.index] for job in todo.to_run],
+            [Adopted(plans[e.job.index], e.server, e.prompt_id, e.queued_at) for e in todo.earlier],
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+    except ServerUnreachable as e:
+        unreachable = e
+    summary = Summary(total, done + scheduler.results, time.monotonic() - started, scheduler.server_stats, interrupted)
+    finish(summary, options, reporter, manifest)
+    if unreachable:
+        raise unreachable
+    return summary
 
 
 def connect_all(addresses: Sequence[ServerAddress], stack: ExitStack, batch: Batch, jobs: list[Job], dry_run: bool) -> list[ComfyClient]:

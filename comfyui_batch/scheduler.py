@@ -19,7 +19,15 @@ from typing import Any, Callable, Iterable
 
 from .client import ComfyClient, HistoryEntry
 from .errors import BatchError, JobFailed, ServerError, ServerUnreachable
-from .events import Event, EventStream, Progress, PromptDone, PromptStarted, StreamLost, StreamRestored
+from .events import (
+    Event,
+    EventStream,
+    Progress,
+    PromptDone,
+    PromptStarted,
+    StreamLost,
+    StreamRestored,
+)
 from .plan import PlannedJob
 from .progress import Reporter
 from .results import CANCELLED, FAILED, OK, JobResult, ServerStats

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from comfyui_batch.cli import main
 from comfyui_batch.outputs import read_manifest
@@ -79,3 +80,12 @@ def get_json(url: str) -> Any:
 
 def history_ids(server_url: str) -> set[str]:
     return set(get_json(f"{server_url}/history?max_items=100000"))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 90.0) -> None:
+    """Polls until `condition()` holds; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)

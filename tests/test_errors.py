@@ -6,15 +6,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
-from batchkit import get_json, history_ids, image_workflow, manifest_records, run_cli, write_batch
+from batchkit import get_json, history_ids, image_workflow, manifest_records, run_cli, wait_for, write_batch
 from comfy_server import ComfyServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +98,7 @@ def test_ctrl_c_cancels_only_our_prompts_and_exits_130(comfy_server: ComfyServer
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     manifest = tmp_path / "out" / "batch.manifest.jsonl"
-    _wait_for(lambda: manifest.exists() and manifest.read_text().count('"queued"') >= 2)
+    wait_for(lambda: manifest.exists() and manifest.read_text().count('"queued"') >= 2)
     foreign = _queue_foreign_prompt(comfy_server.url)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
@@ -109,7 +107,7 @@ def test_ctrl_c_cancels_only_our_prompts_and_exits_130(comfy_server: ComfyServer
     queue = get_json(f"{comfy_server.url}/queue")
     left = {item[1] for item in queue["queue_running"] + queue["queue_pending"]}
     assert not ours & left
-    _wait_for(lambda: foreign in history_ids(comfy_server.url))  # the other client's prompt still runs
+    wait_for(lambda: foreign in history_ids(comfy_server.url))  # the other client's prompt still runs
     assert get_json(f"{comfy_server.url}/history/{foreign}")[foreign]["status"]["status_str"] == "success"
     assert "Traceback" not in err
 
@@ -131,11 +129,3 @@ def _queue_foreign_prompt(url: str) -> str:
     request = urllib.request.Request(f"{url}/prompt", data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return str(json.load(response)["prompt_id"])
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)

@@ -8,12 +8,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from batchkit import Run, get_json, image_workflow, manifest_records, run_cli, write_batch
+from batchkit import Run, get_json, image_workflow, manifest_records, run_cli, wait_for, write_batch
 from comfy_server import ComfyServer
 from tcp_proxy import DroppingProxy
 
@@ -35,14 +34,6 @@ class Background:
         self._thread.join(timeout)
         assert self.run is not None, "the batch did not finish in time"
         return self.run
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def count_events(out: Path, event: str) -> Callable[[], int]:
