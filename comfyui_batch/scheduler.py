@@ -87,6 +87,7 @@ class Server:
     retry_at: float = 0.0
     abandoned: set[str] = field(default_factory=set)  # prompt ids handed to other servers
     stats: ServerStats = field(default_factory=ServerStats)
+    last_news: float = field(default_factory=time.monotonic)  # any event or download finished
     submit_seconds: float = 0.0  # smoothed POST /prompt round trip
     job_seconds: float = 0.0  # smoothed time between two of our jobs finishing
 
@@ -129,7 +130,6 @@ class Scheduler:
         self._todo: deque[PlannedJob] = deque()
         self._collecting: dict[str, Flight] = {}
         self._results: list[JobResult] = []
-        self._last_news = time.monotonic()
         self._stopping = False
 
     @property
@@ -238,11 +238,12 @@ class Scheduler:
             message = self._inbox.get(timeout=self._wait_time())
         except queue.Empty:
             return
-        self._last_news = time.monotonic()
         if isinstance(message, _Collected):
+            message.flight.server.last_news = time.monotonic()
             self._on_collected(message)
             return
         server, event = message.server, message.event
+        server.last_news = time.monotonic()
         flight = server.flights.get(getattr(event, "prompt_id", ""))
         if isinstance(event, PromptDone) and flight:
             self._start_collecting(flight)
@@ -256,23 +257,26 @@ class Scheduler:
             self._reporter.warning(f"{server.name}: WebSocket lost ({event.reason}); reconnecting")
 
     def _wait_time(self) -> float:
+        now = time.monotonic()
         waits = [QUIET_RECONCILE_SECONDS]
         if self._options.job_timeout:
             waits.append(1.0)
-        waits += [s.retry_at - time.monotonic() for s in self._servers if not s.reachable]
+        waits += [s.last_news + QUIET_RECONCILE_SECONDS - now for s in self._servers if s.flights]
+        waits += [s.retry_at - now for s in self._servers if not s.reachable]
         return max(0.05, min(waits))
 
     def _check_servers(self) -> None:
-        quiet = time.monotonic() - self._last_news >= QUIET_RECONCILE_SECONDS
         for server in self._servers:
+            now = time.monotonic()
             if not server.reachable:
-                if time.monotonic() >= server.retry_at:
+                if now >= server.retry_at:
                     self._reconcile(server)
-            elif quiet and server.flights:
+            elif server.flights and now - server.last_news >= QUIET_RECONCILE_SECONDS:
+                # Silence from a server with work: its events may be lost (a dead socket that
+                # looks alive); ask it directly.
+                server.last_news = now
                 self._reconcile(server)
             self._enforce_timeout(server)
-        if quiet:
-            self._last_news = time.monotonic()
 
     def _reconcile(self, server: Server) -> None:
         """Looks up what the server did with our prompts, trusting it over the events we got."""
