@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
@@ -18,16 +19,22 @@ from .client import ServerAddress
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
+# `at` is when the message arrived (epoch seconds), stamped on the reader thread: the main
+# loop may be busy submitting when it comes, and busy-time figures should not drift by that.
+
+
 @dataclass(frozen=True)
 class PromptDone:
     """`executing` with node null: the server has finished the prompt and written its history."""
 
     prompt_id: str
+    at: float
 
 
 @dataclass(frozen=True)
 class PromptStarted:
     prompt_id: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -61,9 +68,9 @@ def parse_message(text: str) -> Event | None:
         return None
     prompt_id = str(data["prompt_id"])
     if kind == "executing" and data.get("node") is None:
-        return PromptDone(prompt_id)
+        return PromptDone(prompt_id, time.time())
     if kind == "execution_start":
-        return PromptStarted(prompt_id)
+        return PromptStarted(prompt_id, time.time())
     if kind == "progress":
         return Progress(prompt_id, str(data.get("node")), int(data.get("value", 0)), int(data.get("max", 0)))
     return None
@@ -84,10 +91,13 @@ class EventStream:
         self._socket: websocket.WebSocket | None = None
         self._thread = threading.Thread(target=self._run, name=f"ws {address}", daemon=True)
 
-    def start(self, wait: float = 10.0) -> bool:
-        """Starts reading; True once connected, False if the first attempt failed or took too long."""
+    def start(self) -> None:
+        """Starts connecting and reading, in the background."""
         self._thread.start()
-        return self._settled.wait(wait) and self._socket is not None
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        """True once connected; False if the first attempt failed or took longer than `timeout`."""
+        return self._settled.wait(timeout) and self._socket is not None
 
     def stop(self) -> None:
         self._stop.set()

@@ -6,28 +6,28 @@ import json
 import random
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .batch import Batch, Job, expand_jobs, load_batch
 from .client import ComfyClient, ServerAddress
 from .collect import collect
-from .convert import is_ui_format
 from .dryrun import describe_jobs, export_workflows
 from .errors import ServerUnreachable
-from .jsonfile import read_json
 from .outputs import Manifest, OutputFolder, check_prefix, manifest_path, read_manifest
 from .plan import PlannedJob, job_graphs
 from .preflight import Preflight, prepare, upload
 from .progress import Console, ConsoleReporter, Reporter
 from .results import SKIPPED, JobResult, Summary
 from .resume import ResumePlan, plan_resume
-from .scheduler import Adopted, Scheduler, SchedulerOptions
+from .scheduler import Adopted, Collector, Scheduler, SchedulerOptions
 from .validate import check
+from .workflow import classes_used
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
 
     with ExitStack() as stack:
         clients = connect_all(options.servers, stack, batch, todo.wanted, dry_run=options.dry_run)
+        scheduler = Scheduler(clients, reporter, options.scheduler)
+        stack.callback(scheduler.close)
+        if not options.dry_run:
+            scheduler.listen()  # the WebSockets connect while the batch is checked
         checked = preflight(batch, todo.wanted, clients, options)
         if options.dry_run:
             return dry_run(checked, batch, options, console, reporter, total=len(jobs))
@@ -59,13 +63,12 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
         folder = prepare_output_folder(batch)
         manifest = stack.enter_context(Manifest(manifest_path(batch.save.output_directory, batch.path)))
         manifest.append(run_record(batch, jobs, options))
-        scheduler = Scheduler(clients, partial(collect, folder=folder), manifest.append, reporter, options.scheduler)
-        return execute(scheduler, todo, plans, len(jobs), options, reporter, manifest.path)
+        return execute(scheduler, todo, plans, partial(collect, folder=folder), manifest, len(jobs), options, reporter)
 
 
 def execute(
-    scheduler: Scheduler, todo: ResumePlan, plans: dict[int, PlannedJob], total: int,
-    options: RunOptions, reporter: Reporter, manifest: Path,
+    scheduler: Scheduler, todo: ResumePlan, plans: dict[int, PlannedJob], collector: Collector,
+    manifest: Manifest, total: int, options: RunOptions, reporter: Reporter,
 ) -> Summary:
     """Runs what is left and sums it up. Ctrl-C and dead servers end the run early, never
     without a summary and the way to resume."""
@@ -77,43 +80,68 @@ def execute(
         scheduler.run(
             [plans[job.index] for job in todo.to_run],
             [Adopted(plans[e.job.index], e.server, e.prompt_id, e.queued_at) for e in todo.earlier],
+            collect=collector,
+            record=manifest.append,
         )
     except KeyboardInterrupt:
         interrupted = True
     except ServerUnreachable as e:
         unreachable = e
     summary = Summary(total, done + scheduler.results, time.monotonic() - started, scheduler.server_stats, interrupted)
-    finish(summary, options, reporter, manifest)
+    finish(summary, options, reporter, manifest.path)
     if unreachable:
         raise unreachable
     return summary
 
 
 def connect_all(addresses: Sequence[ServerAddress], stack: ExitStack, batch: Batch, jobs: list[Job], dry_run: bool) -> list[ComfyClient]:
-    """A client per server, each checked to answer. With none reachable, mistakes in the batch
-    are still reported first (exit 2 before exit 3); a dry run goes on without a server."""
-    try:
-        return [stack.enter_context(connect(address)) for address in addresses]
-    except ServerUnreachable:
-        prepare(batch, jobs, None, validate=False)
-        if not dry_run:
-            raise
-        return []
+    """A client per server, each checked to answer (all at once: a slow link costs one round
+    trip, not one per server). With none reachable, mistakes in the batch are still reported
+    first (exit 2 before exit 3); a dry run goes on without a server."""
+    with ThreadPoolExecutor(len(addresses)) as pool:
+        attempts = [pool.submit(connect, address) for address in addresses]
+    clients, unreachable = [], None
+    for attempt in attempts:
+        try:
+            clients.append(stack.enter_context(attempt.result()))
+        except ServerUnreachable as e:
+            unreachable = unreachable or e
+    if unreachable is None:
+        return clients
+    prepare(batch, jobs, None, validate=False)
+    if not dry_run:
+        raise unreachable
+    return []
 
 
 def preflight(batch: Batch, jobs: list[Job], clients: list[ComfyClient], options: RunOptions) -> Preflight:
     """Resolves every job and, unless told not to, validates it against every server's nodes
     and models: a typo in a model name is caught now, not after hours of queue."""
-    if not clients:
+    definitions = node_definitions(batch, clients, options.validate)
+    if not definitions:
         return prepare(batch, jobs, None, validate=False)
-    # A GUI-format workflow needs the node definitions to be converted, even unvalidated.
-    needs_nodes = options.validate or is_ui_format(read_json(batch.workflow_path, "workflow file"))
-    checked = prepare(batch, jobs, clients[0].object_info() if needs_nodes else None, validate=options.validate)
+    checked = prepare(batch, jobs, definitions[0], validate=options.validate)
     if options.validate:
-        for client in clients[1:]:
-            check(batch.path, job_graphs(checked.plans), client.object_info(),
+        for other in definitions[1:]:
+            check(batch.path, job_graphs(checked.plans), other,
                   pending_files=checked.images.pending_names(), total_jobs=len(checked.plans))
     return checked
+
+
+def node_definitions(batch: Batch, clients: list[ComfyClient], validate: bool) -> list[dict[str, Any]]:
+    """Each server's /object_info, fetched at once: only the workflow's classes for an API-format
+    file; all of them to convert a GUI-format one. None needed to run unvalidated."""
+    classes = classes_used(batch.workflow_path)
+    if not clients or (classes is not None and not validate):
+        return []
+
+    def definitions(client: ComfyClient) -> dict[str, Any]:
+        found = client.object_info(classes)
+        # A class the server lacks will be reported: with the full list, so are its near names.
+        return found if classes is None or classes <= found.keys() else client.object_info()
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        return list(pool.map(definitions, clients))
 
 
 def dry_run(checked: Preflight, batch: Batch, options: RunOptions, console: Console, reporter: Reporter, total: int) -> Summary:

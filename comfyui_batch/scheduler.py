@@ -113,17 +113,10 @@ class _Collected:
 
 
 class Scheduler:
-    def __init__(
-        self,
-        clients: Iterable[ComfyClient],
-        collect: Collector,
-        record: Callable[[dict[str, Any]], None],
-        reporter: Reporter,
-        options: SchedulerOptions,
-    ) -> None:
+    def __init__(self, clients: Iterable[ComfyClient], reporter: Reporter, options: SchedulerOptions) -> None:
         self._servers = [Server(client, str(uuid.uuid4())) for client in clients]
-        self._collect = collect
-        self._record = record
+        self._collect: Collector = _not_running
+        self._record: Callable[[dict[str, Any]], None] = _not_running
         self._reporter = reporter
         self._options = options
         self._inbox: queue.Queue[_Event | _Collected] = queue.Queue()
@@ -140,11 +133,28 @@ class Scheduler:
     def server_stats(self) -> dict[str, ServerStats]:
         return {server.name: server.stats for server in self._servers}
 
-    def run(self, plans: Iterable[PlannedJob], adopted: Iterable[Adopted] = ()) -> list[JobResult]:
+    def listen(self) -> None:
+        """Starts opening every server's WebSocket, in the background: call it early, so the
+        connections are ready by the time the first job is queued."""
+        for server in self._servers:
+            if server.stream is None:
+                server.stream = EventStream(server.client.address, server.client_id, partial(self._post_event, server))
+                server.stream.start()
+
+    def run(
+        self,
+        plans: Iterable[PlannedJob],
+        adopted: Iterable[Adopted],
+        collect: Collector,
+        record: Callable[[dict[str, Any]], None],
+    ) -> list[JobResult]:
+        """Runs every job; `collect` fetches and saves a finished one's files (on a worker
+        thread), `record` appends to the manifest."""
+        self._collect, self._record = collect, record
         self._todo.extend(plans)
         with ThreadPoolExecutor(DOWNLOAD_WORKERS, thread_name_prefix="collect") as pool:
             self._pool = pool
-            self._open_streams()
+            self._wait_for_streams()
             try:
                 self._adopt(adopted)
                 while self._todo or self._in_flight() or self._collecting:
@@ -156,11 +166,13 @@ class Scheduler:
                 self._cancel_ours()
                 self._drain_collecting()
                 raise
-            finally:
-                for server in self._servers:
-                    if server.stream:
-                        server.stream.stop()
         return self._results
+
+    def close(self) -> None:
+        """Closes the WebSockets."""
+        for server in self._servers:
+            if server.stream:
+                server.stream.stop()
 
     # --- submission -------------------------------------------------------------------------
 
@@ -227,10 +239,11 @@ class Scheduler:
 
     # --- news from the servers --------------------------------------------------------------
 
-    def _open_streams(self) -> None:
+    def _wait_for_streams(self) -> None:
+        self.listen()
         for server in self._servers:
-            server.stream = EventStream(server.client.address, server.client_id, partial(self._post_event, server))
-            if not server.stream.start():
+            assert server.stream is not None
+            if not server.stream.wait_connected():
                 self._reporter.warning(f"{server.name}: no WebSocket yet; following jobs by polling")
 
     def _wait_and_handle(self) -> None:
@@ -246,9 +259,9 @@ class Scheduler:
         server.last_news = time.monotonic()
         flight = server.flights.get(getattr(event, "prompt_id", ""))
         if isinstance(event, PromptDone) and flight:
-            self._start_collecting(flight)
+            self._start_collecting(flight, event.at)
         elif isinstance(event, PromptStarted) and flight:
-            flight.started_at = time.time()
+            flight.started_at = event.at
         elif isinstance(event, Progress) and flight:
             self._reporter.progress(flight.plan.job, event.value, event.max)
         elif isinstance(event, StreamRestored):
@@ -345,12 +358,12 @@ class Scheduler:
 
     # --- collection -------------------------------------------------------------------------
 
-    def _start_collecting(self, flight: Flight) -> None:
+    def _start_collecting(self, flight: Flight, finished_at: float | None = None) -> None:
         server = flight.server
         server.flights.pop(flight.prompt_id, None)
         server.collecting += 1
         self._collecting[flight.prompt_id] = flight
-        flight.finished_at = time.time()
+        flight.finished_at = finished_at or time.time()
         start = max(flight.started_at or flight.queued_at, flight.queued_at)
         server.stats.busy_seconds += flight.finished_at - start
         server.job_seconds = _smooth(server.job_seconds, flight.finished_at - start)
@@ -437,6 +450,10 @@ class Scheduler:
             for flight in flights:
                 del server.flights[flight.prompt_id]
                 self._finish(self._result(flight, CANCELLED, error="cancelled"))
+
+
+def _not_running(*args: Any) -> Any:
+    raise RuntimeError("the scheduler is not running")
 
 
 def _smooth(previous: float, sample: float) -> float:

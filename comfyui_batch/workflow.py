@@ -150,6 +150,15 @@ class Workflow:
         return graph
 
 
+def classes_used(path: Path) -> set[str] | None:
+    """The node classes of an API-format workflow file, to ask the server about; None for a
+    GUI-format file, whose conversion needs every definition. Reads only: `load_workflow` checks."""
+    data = read_json(path, "workflow file")
+    if is_ui_format(data) or not isinstance(data, dict):
+        return None
+    return {node["class_type"] for node in data.values() if isinstance(node, dict) and isinstance(node.get("class_type"), str)}
+
+
 def load_workflow(path: Path, object_info: Mapping[str, Any] | None = None) -> Workflow:
     """The API-format workflow in `path`. A GUI-format file is converted with `object_info`
     (the server's GET /object_info); without it, it is refused with how to export it."""

@@ -103,11 +103,16 @@ def test_ctrl_c_cancels_only_our_prompts_and_exits_130(comfy_server: ComfyServer
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
-    ours = {r["prompt_id"] for r in manifest_records(tmp_path / "out") if r.get("prompt_id")}
-    queue = get_json(f"{comfy_server.url}/queue")
-    left = {item[1] for item in queue["queue_running"] + queue["queue_pending"]}
-    assert not ours & left
+    records = manifest_records(tmp_path / "out")
+    ours = {r["prompt_id"] for r in records if r.get("prompt_id")}
+    collected = {r["prompt_id"] for r in records if r["event"] == "ok"}
+    assert {r["event"] for r in records if r.get("prompt_id") in ours - collected and r["event"] != "queued"} == {"cancelled"}
     wait_for(lambda: foreign in history_ids(comfy_server.url))  # the other client's prompt still runs
+    queue = get_json(f"{comfy_server.url}/queue")
+    assert not ours & {item[1] for item in queue["queue_running"] + queue["queue_pending"]}
+    for prompt_id in ours - collected:  # deleted while pending, or interrupted: none ran to the end
+        entry = get_json(f"{comfy_server.url}/history/{prompt_id}").get(prompt_id)
+        assert entry is None or entry["status"]["status_str"] == "error"
     assert get_json(f"{comfy_server.url}/history/{foreign}")[foreign]["status"]["status_str"] == "success"
     assert "Traceback" not in err
 
