@@ -72,7 +72,10 @@ def parse_message(text: str) -> Event | None:
     if kind == "execution_start":
         return PromptStarted(prompt_id, time.time())
     if kind == "progress":
-        return Progress(prompt_id, str(data.get("node")), int(data.get("value", 0)), int(data.get("max", 0)))
+        try:
+            return Progress(prompt_id, str(data.get("node")), int(data.get("value", 0)), int(data.get("max", 0)))
+        except (TypeError, ValueError):
+            return None  # a custom node's odd progress must not stop the reader
     return None
 
 

@@ -18,7 +18,7 @@ from .batch import Batch, Job, expand_jobs, load_batch
 from .client import ComfyClient, ServerAddress
 from .collect import collect
 from .dryrun import describe_jobs, export_workflows
-from .errors import ServerUnreachable
+from .errors import BadInput, ServerUnreachable
 from .outputs import Manifest, OutputFolder, check_prefix, manifest_path, read_manifest
 from .plan import PlannedJob, job_graphs
 from .preflight import Preflight, prepare, upload
@@ -51,17 +51,17 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
     todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan(to_run=jobs)
 
     with ExitStack() as stack:
-        clients = connect_all(options.servers, stack, batch, todo.wanted, dry_run=options.dry_run)
+        clients = [stack.enter_context(ComfyClient(address)) for address in options.servers]
         scheduler = Scheduler(clients, reporter, options.scheduler)
         stack.callback(scheduler.close)
         if not options.dry_run:
             scheduler.listen()  # the WebSockets connect while the batch is checked
-        checked = preflight(batch, todo.wanted, clients, options)
+        definitions = reach_servers(batch, todo.wanted, clients, options)
+        checked = preflight(batch, todo.wanted, definitions, options)
         if options.dry_run:
             return dry_run(checked, batch, options, console, reporter, total=len(jobs))
+        folder, manifest = open_outputs(batch, stack)
         plans = {p.job.index: p for p in upload(checked, clients)}
-        folder = prepare_output_folder(batch)
-        manifest = stack.enter_context(Manifest(manifest_path(batch.save.output_directory, batch.path)))
         manifest.append(run_record(batch, jobs, options))
         return execute(scheduler, todo, plans, partial(collect, folder=folder), manifest, len(jobs), options, reporter)
 
@@ -94,31 +94,41 @@ def execute(
     return summary
 
 
-def connect_all(addresses: Sequence[ServerAddress], stack: ExitStack, batch: Batch, jobs: list[Job], dry_run: bool) -> list[ComfyClient]:
-    """A client per server, each checked to answer (all at once: a slow link costs one round
-    trip, not one per server). With none reachable, mistakes in the batch are still reported
-    first (exit 2 before exit 3); a dry run goes on without a server."""
-    with ThreadPoolExecutor(len(addresses)) as pool:
-        attempts = [pool.submit(connect, address) for address in addresses]
-    clients, unreachable = [], None
-    for attempt in attempts:
-        try:
-            clients.append(stack.enter_context(attempt.result()))
-        except ServerUnreachable as e:
-            unreachable = unreachable or e
-    if unreachable is None:
-        return clients
-    prepare(batch, jobs, None, validate=False)
-    if not dry_run:
-        raise unreachable
-    return []
+def reach_servers(batch: Batch, jobs: list[Job], clients: list[ComfyClient], options: RunOptions) -> list[dict[str, Any]] | None:
+    """Asks every server at once for what the pre-flight check needs, its node definitions,
+    which also proves it answers: over a slow link that costs one round trip, not several per
+    server. Only the workflow's classes for an API-format file; all of them to convert a
+    GUI-format one. None when there is nothing to check against.
+
+    With a server unreachable, mistakes in the batch are still reported first (exit 2 before
+    exit 3), and a dry run goes on without servers."""
+    classes = classes_used(batch.workflow_path)
+    needed = options.validate or classes is None
+
+    def ask(client: ComfyClient) -> dict[str, Any]:
+        if not needed:
+            client.system_stats()
+            return {}
+        found = client.object_info(classes)
+        # A class the server lacks will be reported: with the full list, so are its near names.
+        return found if classes is None or classes <= found.keys() else client.object_info()
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        attempts = [pool.submit(ask, client) for client in clients]
+    try:
+        replies = [attempt.result() for attempt in attempts]
+    except ServerUnreachable:
+        prepare(batch, jobs, None, validate=False)
+        if not options.dry_run:
+            raise
+        return None
+    return replies if needed else None
 
 
-def preflight(batch: Batch, jobs: list[Job], clients: list[ComfyClient], options: RunOptions) -> Preflight:
+def preflight(batch: Batch, jobs: list[Job], definitions: list[dict[str, Any]] | None, options: RunOptions) -> Preflight:
     """Resolves every job and, unless told not to, validates it against every server's nodes
     and models: a typo in a model name is caught now, not after hours of queue."""
-    definitions = node_definitions(batch, clients, options.validate)
-    if not definitions:
+    if definitions is None:
         return prepare(batch, jobs, None, validate=False)
     checked = prepare(batch, jobs, definitions[0], validate=options.validate)
     if options.validate:
@@ -126,22 +136,6 @@ def preflight(batch: Batch, jobs: list[Job], clients: list[ComfyClient], options
             check(batch.path, job_graphs(checked.plans), other,
                   pending_files=checked.images.pending_names(), total_jobs=len(checked.plans))
     return checked
-
-
-def node_definitions(batch: Batch, clients: list[ComfyClient], validate: bool) -> list[dict[str, Any]]:
-    """Each server's /object_info, fetched at once: only the workflow's classes for an API-format
-    file; all of them to convert a GUI-format one. None needed to run unvalidated."""
-    classes = classes_used(batch.workflow_path)
-    if not clients or (classes is not None and not validate):
-        return []
-
-    def definitions(client: ComfyClient) -> dict[str, Any]:
-        found = client.object_info(classes)
-        # A class the server lacks will be reported: with the full list, so are its near names.
-        return found if classes is None or classes <= found.keys() else client.object_info()
-
-    with ThreadPoolExecutor(len(clients)) as pool:
-        return list(pool.map(definitions, clients))
 
 
 def dry_run(checked: Preflight, batch: Batch, options: RunOptions, console: Console, reporter: Reporter, total: int) -> Summary:
@@ -169,27 +163,26 @@ def what_is_left(batch: Batch, jobs: list[Job], reporter: Reporter) -> ResumePla
     return plan
 
 
-def connect(address: ServerAddress) -> ComfyClient:
-    """A client for a server that answers; ServerUnreachable otherwise, before anything is queued."""
-    client = ComfyClient(address)
-    try:
-        client.system_stats()
-    except BaseException:
-        client.close()
-        raise
-    return client
-
-
-def prepare_output_folder(batch: Batch) -> OutputFolder | None:
+def open_outputs(batch: Batch, stack: ExitStack) -> tuple[OutputFolder | None, Manifest]:
+    """The folder outputs are saved in (None when saving is off) and the manifest, which is
+    kept there either way."""
     folder = OutputFolder(batch.save.output_directory, batch.save.filename_prefix)
-    folder.prepare()  # also holds the manifest, saving or not
-    return folder if batch.save.enabled else None
+    try:
+        folder.prepare()
+        manifest = stack.enter_context(Manifest(manifest_path(batch.save.output_directory, batch.path)))
+    except OSError as e:
+        raise BadInput(batch.path, "parameters.save_images.output_directory",
+                       f"cannot write in {batch.save.output_directory}: {e.strerror or e}") from None
+    return (folder if batch.save.enabled else None), manifest
 
 
 def finish(summary: Summary, options: RunOptions, reporter: Reporter, manifest: Path) -> None:
     reporter.summary(summary)
     if options.report:
-        options.report.write_text(json.dumps(summary.report(), indent=2, default=str) + "\n", encoding="utf-8")
+        try:
+            options.report.write_text(json.dumps(summary.report(), indent=2, default=str) + "\n", encoding="utf-8")
+        except OSError as e:
+            reporter.warning(f"cannot write the report {options.report}: {e.strerror or e}")
     if not summary.all_ok:
         reporter.warning(f"to finish the rest later: {resume_command(options)}  (the record is {manifest})")
 

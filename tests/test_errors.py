@@ -47,6 +47,8 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], None], list[str]]] = [
      ["parameters.workflow_file: workflow file 'nope.json' not found"]),
     ("GUI-format workflow", lambda p: _edit_workflow(p, lambda d: (d.clear(), d.update(nodes=[], links=[]))),
      ["GUI format", "no node that would run"]),
+    ("output folder that is a file", lambda p: (p.parent.joinpath("taken").write_text("x"), _edit_batch(p, lambda d: d["parameters"]["save_images"].update(output_directory=str(p.parent / "taken")))),
+     ["parameters.save_images.output_directory: cannot write in"]),
     ("prefix escaping the output folder", lambda p: _edit_batch(p, lambda d: d["parameters"]["save_images"].update(filename_prefix="../up")),
      ["refusing filename_prefix '../up'"]),
 ]
