@@ -56,7 +56,7 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
         stack.callback(scheduler.close)
         if not options.dry_run:
             scheduler.listen()  # the WebSockets connect while the batch is checked
-        definitions = reach_servers(batch, todo.wanted, clients, options)
+        definitions = reach_servers(batch, todo.wanted, clients, options, reporter)
         checked = preflight(batch, todo.wanted, definitions, options)
         if options.dry_run:
             return dry_run(checked, batch, options, console, reporter, total=len(jobs))
@@ -94,13 +94,15 @@ def execute(
     return summary
 
 
-def reach_servers(batch: Batch, jobs: list[Job], clients: list[ComfyClient], options: RunOptions) -> list[dict[str, Any]] | None:
+def reach_servers(
+    batch: Batch, jobs: list[Job], clients: list[ComfyClient], options: RunOptions, reporter: Reporter
+) -> list[dict[str, Any]] | None:
     """Asks every server at once for what the pre-flight check needs, its node definitions,
     which also proves it answers: over a slow link that costs one round trip, not several per
     server. Only the workflow's classes for an API-format file; all of them to convert a
     GUI-format one. None when there is nothing to check against.
 
-    With a server unreachable, mistakes in the batch are still reported first (exit 2 before
+    With no server reachable, mistakes in the batch are still reported first (exit 2 before
     exit 3), and a dry run goes on without servers."""
     classes = classes_used(batch.workflow_path)
     needed = options.validate or classes is None
@@ -115,13 +117,20 @@ def reach_servers(batch: Batch, jobs: list[Job], clients: list[ComfyClient], opt
 
     with ThreadPoolExecutor(len(clients)) as pool:
         attempts = [pool.submit(ask, client) for client in clients]
-    try:
-        replies = [attempt.result() for attempt in attempts]
-    except ServerUnreachable:
+    replies, unreachable = [], []
+    for attempt in attempts:
+        try:
+            replies.append(attempt.result())
+        except ServerUnreachable as e:
+            unreachable.append(e)
+    if unreachable and not replies:
         prepare(batch, jobs, None, validate=False)
         if not options.dry_run:
-            raise
+            raise unreachable[0]
         return None
+    for error in unreachable:
+        # The others start now; the scheduler keeps trying this one and gives it work if it answers.
+        reporter.warning(f"{error}; starting on the other servers")
     return replies if needed else None
 
 

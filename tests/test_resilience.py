@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from batchkit import Run, get_json, image_workflow, manifest_records, run_cli, wait_for, write_batch
-from comfy_server import ComfyServer
+from comfy_server import ComfyServer, free_port
 from tcp_proxy import DroppingProxy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -191,3 +191,11 @@ def test_progress_on_a_terminal_shows_steps_and_eta(comfy_server: ComfyServer, t
     screen = err.getvalue()
     assert "step 4/4" in screen and "ETA" in screen and "\r\033[K" in screen
     assert "done: 3 ok, 0 failed; 3 files saved" in screen
+
+
+def test_a_server_down_at_the_start_does_not_stop_the_others(comfy_server: ComfyServer, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    run = run_cli(str(slow_batch(tmp_path, 3, steps=1, step_ms=10)), "--server", dead, "--server", comfy_server.url)
+    assert run.code == 0, run.err
+    assert f"cannot reach ComfyUI at {dead}" in run.err and "starting on the other servers" in run.err
+    assert {r["server"] for r in final_states(tmp_path / "out").values()} == {comfy_server.url}
