@@ -193,7 +193,7 @@ def finish(summary: Summary, options: RunOptions, reporter: Reporter, manifest: 
         except OSError as e:
             reporter.warning(f"cannot write the report {options.report}: {e.strerror or e}")
     if not summary.all_ok:
-        reporter.warning(f"to finish the rest later: {resume_command(options)}  (the record is {manifest})")
+        reporter.warning(f"to run the failed and unfinished jobs again: {resume_command(options)}  (the record is {manifest})")
 
 
 def resume_command(options: RunOptions) -> str:

@@ -365,6 +365,7 @@ class Scheduler:
         self._collecting[flight.prompt_id] = flight
         flight.finished_at = finished_at or time.time()
         start = max(flight.started_at or flight.queued_at, flight.queued_at)
+        server.stats.jobs += 1
         server.stats.busy_seconds += flight.finished_at - start
         server.job_seconds = _smooth(server.job_seconds, flight.finished_at - start)
         future = self._pool.submit(self._fetch_and_save, flight)
@@ -403,7 +404,6 @@ class Scheduler:
         except OSError as e:  # our side: disk full, folder not writable
             self._finish(self._result(flight, FAILED, error=f"cannot save its outputs: {e}"))
             return
-        flight.server.stats.jobs += 1
         self._finish(self._result(flight, OK, files=files))
 
     def _result(self, flight: Flight, status: str, files: tuple[str, ...] = (), error: str | None = None) -> JobResult:
