@@ -32,9 +32,12 @@ class ResumePlan:
         return self.to_run + [e.job for e in self.earlier]
 
 
-def plan_resume(jobs: list[Job], records: Iterable[dict[str, Any]], file_exists: Callable[[str], bool] | None) -> ResumePlan:
-    """`file_exists` checks a saved output; None when saving is off (the record is then proof)."""
-    last = _last_state_per_job(records)
+def plan_resume(
+    jobs: list[Job], records: Iterable[dict[str, Any]], file_exists: Callable[[str], bool] | None, batch_file: str
+) -> ResumePlan:
+    """`file_exists` checks a saved output; None when saving is off (the record is then proof).
+    `batch_file` (resolved) picks this batch's runs in a manifest another batch may share."""
+    last = _last_state_per_job(records, batch_file)
     plan = ResumePlan()
     for job in jobs:
         record = last.get(job.index)
@@ -59,14 +62,18 @@ def plan_resume(jobs: list[Job], records: Iterable[dict[str, Any]], file_exists:
     return plan
 
 
-def _last_state_per_job(records: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """The last record of each job, counting from the last fresh run (a plain re-run starts a
-    new history; resumed runs continue the one before them)."""
+def _last_state_per_job(records: Iterable[dict[str, Any]], batch_file: str) -> dict[int, dict[str, Any]]:
+    """The last record of each job, counting from this batch's last fresh run (a plain re-run
+    starts a new history; resumed runs continue the one before them). Runs of another batch
+    file with the same name, saving into the same folder, are skipped."""
     last: dict[int, dict[str, Any]] = {}
+    ours = True
     for record in records:
-        if record.get("event") == "run" and not record.get("resume"):
-            last.clear()
-        elif isinstance(record.get("job"), int):
+        if record.get("event") == "run":
+            ours = record.get("batch_file") == batch_file
+            if ours and not record.get("resume"):
+                last.clear()
+        elif ours and isinstance(record.get("job"), int):
             last[record["job"]] = record
     return last
 

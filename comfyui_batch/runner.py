@@ -166,7 +166,7 @@ def what_is_left(batch: Batch, jobs: list[Job], reporter: Reporter) -> ResumePla
         reporter.warning(f"nothing to resume: no manifest at {path}; running every job")
         return ResumePlan(to_run=jobs)
     exists = (lambda name: Path(name).is_file()) if batch.save.enabled else None
-    plan = plan_resume(jobs, read_manifest(path), exists)
+    plan = plan_resume(jobs, read_manifest(path), exists, str(batch.path.resolve()))
     for note in plan.notes:
         reporter.warning(note)
     return plan
@@ -206,7 +206,7 @@ def run_record(batch: Batch, jobs: list[Job], options: RunOptions) -> dict[str, 
         "event": "run",
         "run_id": str(uuid.uuid4()),
         "resume": options.resume,
-        "batch_file": str(batch.path),
+        "batch_file": str(batch.path.resolve()),
         "workflow_file": str(batch.workflow_path),
         "jobs": len(jobs),
         "servers": [str(a) for a in options.servers],
