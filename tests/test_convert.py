@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from comfy_server import comfyui_home
 from comfyui_batch.convert import (
     ConversionError,
     VIRTUAL_NODE_TYPES,
@@ -642,27 +642,14 @@ def test_group_node_internal_links_and_a_grouped_primitive() -> None:
 # --------------------------------------------------------------------------- the template corpus
 
 
-NO_VENV = "the test server's venv (tests/comfyui_env.sh) has not been built"
-
-
-def _server_site_packages() -> Path | None:
-    """site-packages of the test server's venv, if it has been built (see tests/comfyui_env.sh)."""
-    homes = [Path(os.environ["COMFYUI_HOME"])] if os.environ.get("COMFYUI_HOME") else []
-    cache = Path(os.environ.get("COMFYUI_TEST_CACHE")
-                 or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "comfyui-batch-tests")
-    homes += sorted(p for p in cache.glob("comfyui-0.3.75-*") if (p / ".ready").exists())
-    for home in homes:
-        found = sorted(home.glob("venv/lib/python3*/site-packages"))
-        if found:
-            return found[0]
-    return None
+def _server_site_packages() -> Path:
+    """site-packages of the test server's venv (tests/comfyui_env.sh builds it on first use)."""
+    (site,) = comfyui_home().glob("venv/lib/python3*/site-packages")
+    return site
 
 
 def _template_files() -> list[Path]:
-    site = _server_site_packages()
-    if site is None:
-        return []
-    return sorted(site.glob("comfyui_workflow_templates*/templates/*.json"), key=lambda p: p.name)
+    return sorted(_server_site_packages().glob("comfyui_workflow_templates*/templates/*.json"), key=lambda p: p.name)
 
 
 def _template_workflows() -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -725,8 +712,6 @@ def _check_prompt(prompt: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def test_template_corpus_is_there_and_mostly_convertible() -> None:
-    if _server_site_packages() is None:
-        pytest.skip(NO_VENV)
     excluded = {p.name: sorted(_classes_needed(ui) - SERVER_OBJECT_INFO.keys())
                 for p, ui in TEMPLATES if (p, ui) not in CONVERTIBLE}
     print(f"\n{len(CONVERTIBLE)} of {len(TEMPLATES)} templates convertible; excluded for classes "
@@ -737,9 +722,7 @@ def test_template_corpus_is_there_and_mostly_convertible() -> None:
     assert len(CONVERTIBLE) >= 0.8 * len(TEMPLATES)
 
 
-CORPUS_CASES = [pytest.param(p, ui, id=p.stem) for p, ui in CONVERTIBLE] or [
-    pytest.param(None, None, id="no-templates", marks=pytest.mark.skip(reason=NO_VENV))
-]
+CORPUS_CASES = [pytest.param(p, ui, id=p.stem) for p, ui in CONVERTIBLE]
 
 
 @pytest.mark.parametrize("path, ui", CORPUS_CASES)
