@@ -82,14 +82,13 @@ class Server:
     client_id: str
     stream: EventStream | None = None
     flights: dict[str, Flight] = field(default_factory=dict)
-    collecting: int = 0
     unreachable_since: float | None = None
     retry_at: float = 0.0
     abandoned: set[str] = field(default_factory=set)  # prompt ids handed to other servers
     stats: ServerStats = field(default_factory=ServerStats)
     last_news: float = field(default_factory=time.monotonic)  # any event or download finished
     submit_seconds: float = 0.0  # smoothed POST /prompt round trip
-    job_seconds: float = 0.0  # smoothed time between two of our jobs finishing
+    job_seconds: float = 0.0  # smoothed execution time of our jobs (start, else queueing, to end)
 
     @property
     def name(self) -> str:
@@ -192,7 +191,7 @@ class Scheduler:
         if not server.reachable:
             return False
         if self._options.sequential:
-            return not server.flights and not server.collecting
+            return not server.flights and not any(f.server is server for f in self._collecting.values())
         return len(server.flights) < self._in_flight_limit(server)
 
     def _in_flight_limit(self, server: Server) -> int:
@@ -361,7 +360,6 @@ class Scheduler:
     def _start_collecting(self, flight: Flight, finished_at: float | None = None) -> None:
         server = flight.server
         server.flights.pop(flight.prompt_id, None)
-        server.collecting += 1
         self._collecting[flight.prompt_id] = flight
         flight.finished_at = finished_at or time.time()
         start = max(flight.started_at or flight.queued_at, flight.queued_at)
@@ -386,7 +384,6 @@ class Scheduler:
 
     def _on_collected(self, message: _Collected) -> None:
         flight = self._collecting.pop(message.flight.prompt_id)
-        flight.server.collecting -= 1
         try:
             files = message.future.result()
         except ServerUnreachable as e:

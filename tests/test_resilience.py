@@ -66,6 +66,16 @@ def test_the_next_job_is_always_queued_before_the_current_one_ends(comfy_server:
         assert queued[job + 1] < finished[job], f"job {job + 1} was queued only after job {job} ended"
 
 
+def test_sequential_queues_each_job_only_after_the_last_was_saved(comfy_server: ComfyServer, tmp_path: Path) -> None:
+    run = run_cli(str(slow_batch(tmp_path, 3, steps=2, step_ms=50)), "--server", comfy_server.url, "--sequential")
+    assert run.code == 0, run.err
+    records = manifest_records(tmp_path / "out")
+    queued = {r["job"]: r["queued_at"] for r in records if r["event"] == "queued"}
+    finished = {r["job"]: r["finished_at"] for r in records if r["event"] == "ok"}
+    for job in (1, 2):
+        assert queued[job + 1] >= finished[job]
+
+
 def test_a_server_restart_mid_batch_loses_nothing(comfy_server_factory: Callable[..., ComfyServer], tmp_path: Path) -> None:
     server = comfy_server_factory()
     out = tmp_path / "out"
