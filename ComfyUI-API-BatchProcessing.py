@@ -7,7 +7,7 @@ from pathlib import Path
 # Run from a checkout without installing: the package sits beside this script.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from comfyui_batch.cli import console_script  # noqa: E402
+from comfyui_batch.cli import console_script
 
 if __name__ == "__main__":
     console_script()

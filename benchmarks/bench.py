@@ -49,8 +49,8 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO / "tests"))  # reuse the test suite's server harness
 sys.path.insert(0, str(BENCH_DIR))  # proxy.py, also when run as `python -m benchmarks.bench`
 
-from comfy_server import ComfyServer, comfyui_home
-from proxy import Proxy
+from comfy_server import ComfyServer, comfyui_home  # noqa: E402 (found through sys.path above)
+from proxy import Proxy  # noqa: E402
 
 DEFAULT_TOOL = REPO / "ComfyUI-API-BatchProcessing.py"
 SCENARIOS = ("loopback", "loopback-seq", "proxy", "proxy-seq", "two-servers", "memory")
@@ -273,7 +273,7 @@ def saturate(servers: Sequence[Server], workload: Workload, seeds: Seeds, label:
     def one(i: int) -> None:
         try:
             spans[i] = _saturate_one(servers[i].via, shares[i], go)
-        except BaseException as e:  # noqa: BLE001 -- reported below, on the caller's thread
+        except BaseException as e:
             go.abort()
             spans[i] = e
 
@@ -765,9 +765,9 @@ def print_report(config: Config, runs: list[Run], elapsed: float, facts: dict[st
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=False)]
     for line in (header, ["-" * w for w in widths], *rows):
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip())
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=False)).rstrip())
 
 
 def write_json(path: Path, config: Config, runs: list[Run], elapsed: float, facts: dict[str, float | None]) -> None:

@@ -99,7 +99,7 @@ class Proxy:
             self._loop = asyncio.new_event_loop()
             try:
                 self._loop.run_until_complete(self.listen())
-            except BaseException as e:  # noqa: BLE001 -- reported to start()'s caller
+            except BaseException as e:
                 failure.append(e)
                 ready.set()
                 return

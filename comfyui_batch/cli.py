@@ -8,15 +8,16 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
-from typing import Iterator, Sequence, TextIO
+from typing import TextIO
 
 from . import __version__
 from .batch import DEFAULT_BATCH_FILE
-from .client import DEFAULT_SERVER, ServerAddress
+from .comfy.client import DEFAULT_SERVER, ServerAddress
 from .errors import BadInput, BatchError, InvalidBatch, ServerError, ServerUnreachable, UnsafePath
 from .progress import Console
 from .runner import RunOptions, run_batch

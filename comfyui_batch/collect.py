@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import IO
 
-from .client import ComfyClient, FileRef, HistoryEntry
+from .comfy.client import ComfyClient, FileRef, HistoryEntry
 from .errors import JobFailed, ServerError
 from .outputs import CorruptOutput, OutputFolder, SavedFile, check_relative_name
 

@@ -7,10 +7,11 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import IO, Any, Callable, Iterator, Mapping
+from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -148,7 +149,7 @@ class Manifest:
         self.path = path
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(path, "a", encoding="utf-8")
+        self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run; close() closes it)
 
     def append(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, default=str)

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from .batch import Batch, Job
-from .client import ComfyClient
+from .comfy.client import ComfyClient
+from .comfy.validate import check
 from .plan import PlannedJob, job_graphs, resolve
 from .uploads import LocalImages, find_local_images, server_input_files, upload_images, with_uploaded
-from .validate import check
 from .workflow import Workflow, load_workflow
 
 

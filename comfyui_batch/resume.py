@@ -3,8 +3,9 @@ which must run again. Pure: the caller reads the manifest and checks the disk.""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .batch import Job
 

@@ -6,17 +6,19 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .batch import Batch, Job, expand_jobs, load_batch
-from .client import ComfyClient, ServerAddress
 from .collect import collect
+from .comfy.client import ComfyClient, ServerAddress
+from .comfy.validate import check
 from .dryrun import describe_jobs, export_workflows
 from .errors import BadInput, ServerUnreachable
 from .outputs import Manifest, OutputFolder, check_prefix, manifest_path, read_manifest
@@ -26,7 +28,6 @@ from .progress import Console, ConsoleReporter, Reporter
 from .results import SKIPPED, JobResult, Summary
 from .resume import ResumePlan, plan_resume
 from .scheduler import Adopted, Collector, Scheduler, SchedulerOptions
-from .validate import check
 from .workflow import classes_used
 
 
@@ -34,7 +35,7 @@ from .workflow import classes_used
 class RunOptions:
     batch_file: Path
     servers: Sequence[ServerAddress]
-    scheduler: SchedulerOptions = SchedulerOptions()
+    scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
     resume: bool = False
     validate: bool = True
     dry_run: bool = False

@@ -12,14 +12,14 @@ import queue
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from .client import ComfyClient, HistoryEntry
-from .errors import BatchError, JobFailed, ServerError, ServerUnreachable
-from .events import (
+from .comfy.client import ComfyClient, HistoryEntry
+from .comfy.events import (
     Event,
     EventStream,
     Progress,
@@ -28,6 +28,7 @@ from .events import (
     StreamLost,
     StreamRestored,
 )
+from .errors import BatchError, JobFailed, ServerError, ServerUnreachable
 from .plan import PlannedJob
 from .progress import Reporter
 from .results import CANCELLED, FAILED, OK, JobResult, ServerStats

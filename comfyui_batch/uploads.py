@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from .batch import Batch
-from .client import ComfyClient
+from .comfy.client import ComfyClient
+from .comfy.validate import ANNOTATED_SUFFIXES
 from .errors import BadInput, ServerError
 from .plan import PlannedJob, raise_all, with_values
-from .validate import ANNOTATED_SUFFIXES
 from .workflow import Target, Workflow
 
 IMAGE_LOADERS: Final = frozenset({"LoadImage", "LoadImageMask"})

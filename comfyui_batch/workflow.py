@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import copy
 import difflib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from .convert import is_ui_format, ui_to_api
+from .comfy.convert import is_ui_format, ui_to_api
 from .errors import BadInput, ConversionError
 from .jsonfile import read_json, type_name
 

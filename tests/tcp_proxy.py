@@ -3,6 +3,7 @@ client reconnects and misses no completion. Threads, stdlib only."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -23,10 +24,8 @@ class DroppingProxy:
         with self._lock:
             sockets, self._websockets = self._websockets, []
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         self.dropped += len(sockets)
         return len(sockets)
@@ -66,7 +65,5 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
         pass
     finally:
         for sock in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass

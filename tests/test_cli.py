@@ -7,10 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from batchkit import IMAGE_ITEMS, get_json, history_ids, image_workflow, manifest_records, run_cli, write_batch
 from comfy_server import ComfyServer
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 NAME = re.compile(r"T-output_\d{8}-\d{6}-\d{4}\.(\w+)$")

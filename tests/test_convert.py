@@ -1,4 +1,4 @@
-"""UI-format (GUI) workflow -> API-format prompt conversion (comfyui_batch.convert).
+"""UI-format (GUI) workflow -> API-format prompt conversion (comfyui_batch.comfy.convert).
 
 Small hand-written workflows check one rule each against a small hand-written /object_info;
 the shared SD1.5 fixture must convert exactly to what the GUI's "Export (API)" gave; and every
@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from comfy_server import comfyui_home
-from comfyui_batch.convert import (
-    ConversionError,
+
+from comfyui_batch.comfy.convert import (
     VIRTUAL_NODE_TYPES,
+    ConversionError,
     is_ui_format,
     ui_to_api,
     unknown_class_types,

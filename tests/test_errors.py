@@ -8,8 +8,9 @@ import subprocess
 import sys
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from batchkit import get_json, history_ids, image_workflow, manifest_records, run_cli, wait_for, write_batch
@@ -103,7 +104,7 @@ def test_ctrl_c_cancels_only_our_prompts_and_exits_130(comfy_server: ComfyServer
     wait_for(lambda: manifest.exists() and manifest.read_text().count('"queued"') >= 2)
     foreign = _queue_foreign_prompt(comfy_server.url)
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
+    _out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     records = manifest_records(tmp_path / "out")
     ours = {r["prompt_id"] for r in records if r.get("prompt_id")}

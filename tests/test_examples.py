@@ -7,9 +7,9 @@ import random
 from pathlib import Path
 
 import pytest
-
 from batchkit import get_json
 from comfy_server import ComfyServer
+
 from comfyui_batch.batch import expand_jobs, load_batch
 from comfyui_batch.plan import resolve
 from comfyui_batch.workflow import load_workflow

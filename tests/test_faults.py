@@ -7,10 +7,9 @@ import io
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from batchkit import run_cli, write_batch
 from fake_server import FakeComfy, send_bytes
+from PIL import Image
 
 
 def png() -> bytes:

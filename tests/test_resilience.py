@@ -9,8 +9,9 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from batchkit import Run, get_json, image_workflow, manifest_records, run_cli, wait_for, write_batch
 from comfy_server import ComfyServer, free_port
@@ -87,7 +88,7 @@ def test_a_server_restart_mid_batch_loses_nothing(comfy_server_factory: Callable
     assert run.code == 0, run.err
     assert "queueing it again" in run.err
     assert len(list(out.glob("*.png"))) == 8
-    assert {job: r["event"] for job, r in final_states(out).items()} == {job: "ok" for job in range(1, 9)}
+    assert {job: r["event"] for job, r in final_states(out).items()} == dict.fromkeys(range(1, 9), "ok")
 
 
 def test_kill_then_resume_saves_every_output_exactly_once(comfy_server_factory: Callable[..., ComfyServer], tmp_path: Path) -> None:
@@ -107,7 +108,7 @@ def test_kill_then_resume_saves_every_output_exactly_once(comfy_server_factory: 
 
     assert resumed.code == 0, resumed.err
     states = final_states(out)
-    assert {job: r["event"] for job, r in states.items()} == {job: "ok" for job in range(1, 9)}
+    assert {job: r["event"] for job, r in states.items()} == dict.fromkeys(range(1, 9), "ok")
     files = [f for r in states.values() for f in r["files"]]
     assert sorted(files) == sorted(str(p) for p in out.glob("*.png")) and len(files) == 8
     for job, seed in seeds_before.items():  # a re-run job keeps the seed drawn the first time

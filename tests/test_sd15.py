@@ -7,14 +7,13 @@ Slow (about a minute the first time the checkpoint is built, then ~30 s to load 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from PIL import Image
-
 from batchkit import manifest_records, run_cli
 from comfy_server import ComfyServer
+from PIL import Image
 from sd15_checkpoint import install_sd15_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from comfy_server import ComfyServer
+
 from comfyui_batch.batch import expand_jobs, load_batch
-from comfyui_batch.client import ComfyClient, ServerAddress
+from comfyui_batch.comfy.client import ComfyClient, ServerAddress
+from comfyui_batch.comfy.validate import check, validate
 from comfyui_batch.dryrun import describe_jobs, export_workflows
 from comfyui_batch.errors import BadInput, ConversionError, ValidationFailed
 from comfyui_batch.plan import resolve
 from comfyui_batch.preflight import prepare
-from comfyui_batch.validate import check, validate
 from comfyui_batch.workflow import load_workflow
 
 DATA = Path(__file__).parent / "data"

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from comfy_server import ComfyServer
 from PIL import Image
 
-from comfy_server import ComfyServer
 from comfyui_batch.batch import Batch, expand_jobs, load_batch
-from comfyui_batch.client import ComfyClient, HistoryEntry, ServerAddress
+from comfyui_batch.comfy.client import ComfyClient, HistoryEntry, ServerAddress
+from comfyui_batch.comfy.validate import validate
 from comfyui_batch.errors import BadInput, InvalidBatch
 from comfyui_batch.plan import PlannedJob, resolve
 from comfyui_batch.preflight import prepare, upload
 from comfyui_batch.uploads import find_local_images, server_input_files, upload_images, with_uploaded
-from comfyui_batch.validate import validate
 from comfyui_batch.workflow import Workflow, load_workflow
 
 
@@ -178,7 +178,7 @@ def test_prepare_then_upload_queues_the_servers_names_and_uploads_only_after_val
     jobs = expand_jobs(batch, random.Random(0))
     with ComfyClient(ServerAddress.parse(comfy_server.url)) as client:
         info = client.object_info()
-        with pytest.raises(BadInput, match="'missing-on-server.png' not found"):
+        with pytest.raises(BadInput, match=r"'missing-on-server\.png' not found"):
             prepare(batch, jobs, info)
         preflight = prepare(batch, jobs[:1], info)
         assert preflight.validated
@@ -212,6 +212,6 @@ def run_prompt(client: ComfyClient, graph: Any, timeout: float = 60.0) -> Histor
 
 def assert_inverse(result: Image.Image, source: Image.Image) -> None:
     assert result.size == source.size
-    pairs = zip(result.convert("RGB").tobytes(), source.convert("RGB").tobytes())
+    pairs = zip(result.convert("RGB").tobytes(), source.convert("RGB").tobytes(), strict=False)
     # ComfyUI works in float32 and truncates when saving: 255 - v, or one less.
     assert all(0 <= (255 - want) - got <= 1 for got, want in pairs)

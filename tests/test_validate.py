@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from comfyui_batch.comfy.validate import Problem, check, close_matches, format_problems, types_fit, validate
 from comfyui_batch.errors import BadInput, ValidationFailed
-from comfyui_batch.validate import Problem, check, close_matches, format_problems, types_fit, validate
 
 DATA = Path(__file__).parent / "data"
 with gzip.open(DATA / "convert" / "object_info-0.3.75.json.gz", "rt", encoding="utf-8") as f:

@@ -7,10 +7,9 @@ import json
 import uuid
 from pathlib import Path
 
-from PIL import Image
-
 from batchkit import get_json, history_ids, image_workflow, run_cli, write_batch
 from comfy_server import ComfyServer
+from PIL import Image
 
 DATA = Path(__file__).parent / "data"
 
@@ -108,7 +107,7 @@ def test_a_local_image_is_uploaded_once_and_inverted_by_the_server(comfy_server:
     inverted = [Image.open(p).convert("RGB").getpixel((0, 0)) for p in run.saved if Image.open(p).size == (8, 4)]
     assert len(inverted) == 2
     for pixel in inverted:
-        assert all(abs(a + b - 255) <= 1 for a, b in zip(pixel, original))
+        assert all(abs(a + b - 255) <= 1 for a, b in zip(pixel, original, strict=False))
 
 
 def test_a_missing_local_image_is_bad_input(comfy_server: ComfyServer, tmp_path: Path) -> None:

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import ValidationFailed
-from .jsonfile import type_name
+from ..errors import ValidationFailed
+from ..jsonfile import type_name
 
 # Friendlier names for the choices of common loader inputs, in messages.
 CHOICE_NOUNS: Final = {
@@ -117,7 +117,7 @@ def format_problems(problems: Sequence[Problem], total_jobs: int | None = None) 
         for (node_id, class_type, input_name, message), jobs in _grouped(problems).items()
     ]
     if len(lines) > MAX_LINES:
-        lines = lines[:MAX_LINES] + [f"… and {len(lines) - MAX_LINES} more problems"]
+        lines = [*lines[:MAX_LINES], f"… and {len(lines) - MAX_LINES} more problems"]
     return "\n".join(lines)
 
 

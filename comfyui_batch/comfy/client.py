@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 import mimetypes
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterable, Mapping
+from typing import IO, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
-from .errors import PromptRejected, ServerError, ServerUnreachable
+from ..errors import PromptRejected, ServerError, ServerUnreachable
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
 # Generous: the server is often busy loading a model when we call it.
@@ -38,7 +39,7 @@ class ServerAddress:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not a server address: {text!r} (expected http://host:port or host:port)")
         try:
-            parts.port
+            _ = parts.port  # urlsplit checks the port only when it is read
         except ValueError:
             raise ValueError(f"not a valid port in {text!r}") from None
         return cls(urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", "")))

@@ -63,7 +63,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import ConversionError  # part of the package's error tree; re-exported here
+from ..errors import ConversionError  # part of the package's error tree; re-exported here
 
 __all__ = ["ConversionError", "is_ui_format", "ui_to_api", "unknown_class_types"]
 
@@ -904,12 +904,13 @@ def _match_group_inputs(
     by_name = _match_instance_inputs(entries, [_BoundarySlot(i.name, i.type) for i in inputs])
     used = {i for i in by_name if i is not None}
     matched: list[int | None] = []
-    for position, index in enumerate(by_name):
+    for position, found in enumerate(by_name):
         # Inputs renamed after grouping keep their position among the sockets.
-        if index is None and position < len(entries) and position not in used:
-            index = position
+        if found is None and position < len(entries) and position not in used:
             used.add(position)
-        matched.append(index)
+            matched.append(position)
+        else:
+            matched.append(found)
     return tuple(matched)
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any
 
 import websocket
 
@@ -55,7 +56,7 @@ class StreamRestored:
     """Connected again after a loss: whatever happened meanwhile must be looked up."""
 
 
-Event = Union[PromptDone, PromptStarted, Progress, StreamLost, StreamRestored]
+Event = PromptDone | PromptStarted | Progress | StreamLost | StreamRestored
 
 
 def parse_message(text: str) -> Event | None:
