@@ -68,6 +68,7 @@ PAUSE_SECONDS = 0.25
 
 # --- what is run ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Workload:
     """N jobs of EmptyImage(size×size) -> TestSlowSampler(steps × step_ms) -> SaveImage."""
@@ -79,10 +80,14 @@ class Workload:
 
     def graph(self, seed: int) -> dict[str, Any]:
         return {
-            "1": {"class_type": "EmptyImage",
-                  "inputs": {"width": self.size, "height": self.size, "batch_size": 1, "color": 0}},
-            "2": {"class_type": "TestSlowSampler",
-                  "inputs": {"image": ["1", 0], "steps": self.steps, "step_ms": self.step_ms, "seed": seed}},
+            "1": {
+                "class_type": "EmptyImage",
+                "inputs": {"width": self.size, "height": self.size, "batch_size": 1, "color": 0},
+            },
+            "2": {
+                "class_type": "TestSlowSampler",
+                "inputs": {"image": ["1", 0], "steps": self.steps, "step_ms": self.step_ms, "seed": seed},
+            },
             "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "bench", "images": ["2", 0]}},
         }
 
@@ -116,6 +121,7 @@ class Config:
 
 
 # --- what the server saw --------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PromptTimes:
@@ -221,6 +227,7 @@ def get_json(url: str) -> Any:
 
 # --- one measurement ------------------------------------------------------------------------
 
+
 @dataclass
 class Run:
     label: str  # e.g. "proxy/ours"
@@ -266,7 +273,7 @@ class Server:
 def saturate(servers: Sequence[Server], workload: Workload, seeds: Seeds, label: str, repeat: int) -> Run:
     """All prompts POSTed at once, round-robin over `servers`; timed to the last one's end."""
     graphs = [workload.graph(seed) for seed in seeds.take(workload.jobs)]
-    shares = [graphs[i::len(servers)] for i in range(len(servers))]
+    shares = [graphs[i :: len(servers)] for i in range(len(servers))]
     go = threading.Barrier(len(servers))
     spans: list[tuple[float, float] | BaseException] = [(0.0, 0.0)] * len(servers)
 
@@ -337,6 +344,7 @@ def _wait_done(ws: websocket.WebSocket, http: httpx.Client, prompt_id: str) -> N
 
 # --- our tool -------------------------------------------------------------------------------
 
+
 def write_batch(folder: Path, workload: Workload, seeds: Seeds) -> Path:
     """A batch file of `workload`'s jobs, each with its own seed, saving enabled."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -386,9 +394,18 @@ def tool_env(work: Path) -> dict[str, str]:
     return env
 
 
-def run_tool(tool: Path, args: Sequence[str], folder: Path, workload: Workload, seeds: Seeds,
-             servers: Sequence[Server], label: str, repeat: int, env: dict[str, str],
-             with_timeline: bool = True) -> Run:
+def run_tool(
+    tool: Path,
+    args: Sequence[str],
+    folder: Path,
+    workload: Workload,
+    seeds: Seeds,
+    servers: Sequence[Server],
+    label: str,
+    repeat: int,
+    env: dict[str, str],
+    with_timeline: bool = True,
+) -> Run:
     """Runs the tool on a fresh batch of `workload`; wall time, peak RSS, saved-file count."""
     batch = write_batch(folder, workload, seeds)
     tool_cmd = [sys.executable, str(tool), str(batch), "--quiet", *(f"--server={s.via}" for s in servers), *args]
@@ -399,8 +416,9 @@ def run_tool(tool: Path, args: Sequence[str], folder: Path, workload: Workload, 
         started = time.time()
         # Its own process group, so that an interrupted benchmark can stop the tool and the
         # wrapper together (below) and nothing is left running.
-        proc = subprocess.Popen(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+        )
         try:
             proc.wait()
         except BaseException:
@@ -463,13 +481,15 @@ def tool_help(tool: Path, env: dict[str, str]) -> tuple[str, float]:
     times, text = [], ""
     for _ in range(4):  # the first one fills the bytecode cache and is not counted
         started = time.perf_counter()
-        text = subprocess.run([sys.executable, str(tool), "--help"], capture_output=True, text=True,
-                              env=env, timeout=60, check=False).stdout
+        text = subprocess.run(
+            [sys.executable, str(tool), "--help"], capture_output=True, text=True, env=env, timeout=60, check=False
+        ).stdout
         times.append(time.perf_counter() - started)
     return text, min(times[1:])
 
 
 # --- the benchmark --------------------------------------------------------------------------
+
 
 class Bench:
     def __init__(self, config: Config, stack: contextlib.ExitStack, work: Path) -> None:
@@ -507,8 +527,10 @@ class Bench:
             self.stack.callback(proxy.stop)
             self._proxied = target.through(proxy)
             self.proxy_rtt_ms = _round_trip_ms(proxy.url)
-            log(f"proxy {proxy.url} -> {target.comfy.url}: {self.config.delay_ms:g} ms each way, "
-                f"{self.config.mbit:g} Mbit/s; GET /queue round trip {self.proxy_rtt_ms:.0f} ms")
+            log(
+                f"proxy {proxy.url} -> {target.comfy.url}: {self.config.delay_ms:g} ms each way, "
+                f"{self.config.mbit:g} Mbit/s; GET /queue round trip {self.proxy_rtt_ms:.0f} ms"
+            )
         return self._proxied
 
     def _warm_up(self, server: Server) -> None:
@@ -548,11 +570,28 @@ class Bench:
             log(f"  {run.label:<24} {run.error}")
         return run
 
-    def tool(self, label: str, repeat: int, servers: Sequence[Server], *args: str,
-             workload: Workload | None = None, with_timeline: bool = True) -> Run:
+    def tool(
+        self,
+        label: str,
+        repeat: int,
+        servers: Sequence[Server],
+        *args: str,
+        workload: Workload | None = None,
+        with_timeline: bool = True,
+    ) -> Run:
         folder = self.work / "runs" / f"{next(self._run_number):03d}-{label.replace('/', '-')}"
-        run = run_tool(self.config.tool, [*self.config.tool_args, *args], folder, workload or self.config.workload,
-                       self.seeds, servers, label, repeat, self.env, with_timeline)
+        run = run_tool(
+            self.config.tool,
+            [*self.config.tool_args, *args],
+            folder,
+            workload or self.config.workload,
+            self.seeds,
+            servers,
+            label,
+            repeat,
+            self.env,
+            with_timeline,
+        )
         return self.record(run) if repeat else run  # repeat 0: a warm-up, not reported
 
     def saturated(self, label: str, repeat: int, servers: Sequence[Server]) -> Run:
@@ -611,6 +650,7 @@ def _round_trip_ms(url: str) -> float:
 
 # --- the report -----------------------------------------------------------------------------
 
+
 @dataclass
 class Row:
     scenario: str
@@ -623,7 +663,9 @@ class Row:
     fed: str = ""  # the comparison from the first prompt the server received (start-up left out)
 
 
-def values_of(runs: list[Run], label: str, pick: Callable[[Run], float | None] = lambda r: r.seconds) -> dict[int, float]:
+def values_of(
+    runs: list[Run], label: str, pick: Callable[[Run], float | None] = lambda r: r.seconds
+) -> dict[int, float]:
     """Repeat number -> value, for the successful runs of `label`."""
     return {r.repeat: v for r in runs if r.label == label and r.ok and (v := pick(r)) is not None}
 
@@ -653,8 +695,9 @@ class Comparison:
         return show(self.ratio) + spread
 
 
-def compare(runs: list[Run], label: str, reference: str,
-            pick: Callable[[Run], float | None] = lambda r: r.seconds) -> Comparison | None:
+def compare(
+    runs: list[Run], label: str, reference: str, pick: Callable[[Run], float | None] = lambda r: r.seconds
+) -> Comparison | None:
     mine, theirs = values_of(runs, label, pick), values_of(runs, reference, pick)
     if not mine or not theirs:
         return None
@@ -662,8 +705,14 @@ def compare(runs: list[Run], label: str, reference: str,
     return Comparison(statistics.median(theirs.values()) / statistics.median(mine.values()), paired)
 
 
-def time_row(runs: list[Run], label: str, reference: str | None = None, target: float | None = None,
-             unit: str = "%", note: str = "") -> Row:
+def time_row(
+    runs: list[Run],
+    label: str,
+    reference: str | None = None,
+    target: float | None = None,
+    unit: str = "%",
+    note: str = "",
+) -> Row:
     value = median_of(runs, label)
     target_text = "" if target is None else (f"≥ {target:.0%}" if unit == "%" else f"≥ {target:g}×")
     if value is None:
@@ -675,13 +724,23 @@ def time_row(runs: list[Run], label: str, reference: str | None = None, target: 
     from_first = compare(runs, label, reference, Run.seconds_from_first_prompt) if fed and reference else None
     versus = comparison.text(unit) + note if comparison else ""
     verdict = "" if target is None or comparison is None else ("ok" if comparison.ratio >= target else "MISS")
-    numbers = {"seconds": value, "ratio": comparison.ratio if comparison else None,
-               "paired_ratios": list(comparison.paired) if comparison else [],
-               "ratio_without_pauses": steady.ratio if steady else None,
-               "ratio_from_first_prompt": from_first.ratio if from_first else None}
-    return Row(label, f"{value:.2f} s", versus, steady.text(unit) if steady else "",
-               target_text or ("(ideal)" if note and not target else ""), verdict, numbers,
-               from_first.text(unit) if from_first else "")
+    numbers = {
+        "seconds": value,
+        "ratio": comparison.ratio if comparison else None,
+        "paired_ratios": list(comparison.paired) if comparison else [],
+        "ratio_without_pauses": steady.ratio if steady else None,
+        "ratio_from_first_prompt": from_first.ratio if from_first else None,
+    }
+    return Row(
+        label,
+        f"{value:.2f} s",
+        versus,
+        steady.text(unit) if steady else "",
+        target_text or ("(ideal)" if note and not target else ""),
+        verdict,
+        numbers,
+        from_first.text(unit) if from_first else "",
+    )
 
 
 def summarize(runs: list[Run]) -> list[Row]:
@@ -715,10 +774,17 @@ def memory_rows(runs: list[Run], labels: list[str]) -> list[Row]:
         ok = peak < TARGET_RSS_MIB and (growth is None or growth <= TARGET_RSS_GROWTH)
         seconds = median_of(runs, label)
         versus = f"{growth:+.0%} vs {labels[0].split('/')[1]} jobs; " if growth is not None else ""
-        rows.append(Row(
-            f"{label} jobs", f"{peak:.1f} MiB", versus + (f"ran {seconds:.1f} s" if seconds else ""), "",
-            f"< {TARGET_RSS_MIB:g} MiB" + (f", ≤ +{TARGET_RSS_GROWTH:.0%}" if growth is not None else ""),
-            "ok" if ok else "MISS", {"peak_rss_mib": peak, "growth": growth, "seconds": seconds}))
+        rows.append(
+            Row(
+                f"{label} jobs",
+                f"{peak:.1f} MiB",
+                versus + (f"ran {seconds:.1f} s" if seconds else ""),
+                "",
+                f"< {TARGET_RSS_MIB:g} MiB" + (f", ≤ +{TARGET_RSS_GROWTH:.0%}" if growth is not None else ""),
+                "ok" if ok else "MISS",
+                {"peak_rss_mib": peak, "growth": growth, "seconds": seconds},
+            )
+        )
     return rows
 
 
@@ -729,6 +795,7 @@ def breakdown(runs: list[Run]) -> list[tuple[str, ...]]:
     """Medians of each timed label's timeline (ms), with the tool's CPU time and peak RSS."""
     out = []
     for label in dict.fromkeys(r.label for r in runs if r.timeline is not None):
+
         def med(pick: Callable[[Run], float | None], scale: float, digits: int, label: str = label) -> str:
             value = median_of(runs, label, pick)
             return "—" if value is None else f"{value * scale:.{digits}f}"
@@ -748,15 +815,20 @@ def print_report(config: Config, runs: list[Run], elapsed: float, facts: dict[st
         return
     print()
     rtt = facts.get("proxy_rtt_ms")
-    print(f"comfyui-batch benchmark — {config.workload.describe()}; median of {config.repeat} run(s); "
-          f"proxy {config.delay_ms:g} ms each way, {config.mbit:g} Mbit/s"
-          + (f" (measured HTTP round trip {rtt:.0f} ms)" if rtt else "") + f"; took {elapsed / 60:.1f} min")
+    print(
+        f"comfyui-batch benchmark — {config.workload.describe()}; median of {config.repeat} run(s); "
+        f"proxy {config.delay_ms:g} ms each way, {config.mbit:g} Mbit/s"
+        + (f" (measured HTTP round trip {rtt:.0f} ms)" if rtt else "")
+        + f"; took {elapsed / 60:.1f} min"
+    )
     print("vs saturated: saturated time / this time (per-repeat range in brackets); two servers: speed-up;")
     print("without pauses: the same, with the server's own long pauses (its periodic gc) taken out of both;")
     print("from 1st prompt: the same, timed from the first prompt the server received (the tool's start-up left out)")
     rows = summarize(runs)
-    print_table(("scenario", "time / peak", "vs saturated", "without pauses", "from 1st prompt", "target", ""),
-                [(r.scenario, r.value, r.versus, r.steady, r.fed, r.target, r.verdict) for r in rows])
+    print_table(
+        ("scenario", "time / peak", "vs saturated", "without pauses", "from 1st prompt", "target", ""),
+        [(r.scenario, r.value, r.versus, r.steady, r.fed, r.target, r.verdict) for r in rows],
+    )
     print()
     start = facts.get("tool_start_ms")
     floor = f"; the tool's bare start-up (--help) takes {start:.0f} ms" if start else ""
@@ -772,8 +844,11 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 def write_json(path: Path, config: Config, runs: list[Run], elapsed: float, facts: dict[str, float | None]) -> None:
     document = {
-        "config": {**asdict(config), "tool": str(config.tool),
-                   "json_path": str(config.json_path) if config.json_path else None},
+        "config": {
+            **asdict(config),
+            "tool": str(config.tool),
+            "json_path": str(config.json_path) if config.json_path else None,
+        },
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "elapsed_seconds": elapsed,
         **facts,
@@ -785,6 +860,7 @@ def write_json(path: Path, config: Config, runs: list[Run], elapsed: float, fact
 
 # --- command line ---------------------------------------------------------------------------
 
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -795,15 +871,21 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--steps", type=int, help="sampler steps per job (default 5; --quick 3)")
     parser.add_argument("--step-ms", type=int, help="milliseconds per step (default 60; --quick 40)")
     parser.add_argument("--size", type=int, default=512, help="image width and height (default 512)")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
-                        help=f"comma-separated, from {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, from {', '.join(SCENARIOS)} (default: all)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each scenario; medians are reported")
     parser.add_argument("--delay-ms", type=float, default=40.0, help="proxy delay each way (default 40)")
     parser.add_argument("--mbit", type=float, default=100.0, help="proxy bandwidth per direction (default 100)")
     parser.add_argument("--memory-jobs", type=int, help="jobs in the large memory batch (default 2000; --quick 200)")
     parser.add_argument("--tool", type=Path, default=DEFAULT_TOOL, help="the entry script to benchmark")
-    parser.add_argument("--tool-arg", action="append", default=[], metavar="ARG",
-                        help="extra argument for the tool, repeatable (e.g. --tool-arg=--in-flight=3)")
+    parser.add_argument(
+        "--tool-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for the tool, repeatable (e.g. --tool-arg=--in-flight=3)",
+    )
     parser.add_argument("--json", type=Path, help="also write every run and the summary to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (servers' logs, batches, outputs)")
     parser.add_argument("--quick", action="store_true", help="a small, fast smoke run")
@@ -819,10 +901,16 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         size=args.size,
     )
     return Config(
-        workload=workload, scenarios=scenarios, repeat=max(1, args.repeat),
-        delay_ms=args.delay_ms, mbit=args.mbit,
+        workload=workload,
+        scenarios=scenarios,
+        repeat=max(1, args.repeat),
+        delay_ms=args.delay_ms,
+        mbit=args.mbit,
         memory_jobs=(10, args.memory_jobs or (200 if quick else 2000)),
-        tool=args.tool.resolve(), tool_args=tuple(args.tool_arg), json_path=args.json, keep=args.keep,
+        tool=args.tool.resolve(),
+        tool_args=tuple(args.tool_arg),
+        json_path=args.json,
+        keep=args.keep,
     )
 
 

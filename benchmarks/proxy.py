@@ -71,8 +71,15 @@ _EOF = b""
 class Proxy:
     """Listens on 127.0.0.1:`port` (0: a free port) and forwards to `target_host:target_port`."""
 
-    def __init__(self, target_host: str, target_port: int, delay: float = 0.040,
-                 mbit: float = 100.0, port: int = 0, burst_bytes: int = 32 * 1024) -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        delay: float = 0.040,
+        mbit: float = 100.0,
+        port: int = 0,
+        burst_bytes: int = 32 * 1024,
+    ) -> None:
         self.target = (target_host, target_port)
         self.delay = delay
         self.port = port
@@ -160,8 +167,9 @@ class Proxy:
             client_w.close()
             self._tasks.discard(task)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    bucket: TokenBucket, counter: str) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, bucket: TokenBucket, counter: str
+    ) -> None:
         """One direction: a reader stamping chunks, a writer releasing them at their stamp."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
@@ -210,6 +218,7 @@ def _no_delay(writer: asyncio.StreamWriter) -> None:
 
 # --- self-test: measure what the proxy really adds -------------------------------------------
 
+
 async def _self_test(delay: float, mbit: float) -> None:
     """Measures the proxy against a local server: connect + first answer, round trips on an
     open connection, and the throughput of a 16 MiB download (first byte to last byte)."""
@@ -252,8 +261,7 @@ async def _self_test(delay: float, mbit: float) -> None:
 
 async def _serve_forever(proxy: Proxy) -> None:
     await proxy.listen()
-    print(f"proxy {proxy.url} -> {proxy.target[0]}:{proxy.target[1]}, "
-          f"{proxy.delay * 1000:g} ms each way", flush=True)
+    print(f"proxy {proxy.url} -> {proxy.target[0]}:{proxy.target[1]}, {proxy.delay * 1000:g} ms each way", flush=True)
     await asyncio.Event().wait()
 
 

@@ -75,7 +75,8 @@ def load_batch(path: Path, cwd: Path | None = None) -> Batch:
     workflow_file = _string(path, _require(path, params, "workflow_file", "parameters"), "parameters.workflow_file")
     items_raw = _object(path, _require(path, params, "workflow_items", "parameters"), "parameters.workflow_items")
     items = {
-        name: parse_item(path, spec, json_path("parameters", "workflow_items", name)) for name, spec in items_raw.items()
+        name: parse_item(path, spec, json_path("parameters", "workflow_items", name))
+        for name, spec in items_raw.items()
     }
 
     generic = _object(path, params.get("generic_prompts") or {}, "parameters.generic_prompts")
@@ -99,7 +100,9 @@ def load_batch(path: Path, cwd: Path | None = None) -> Batch:
         path=path,
         workflow_path=_find_workflow(path, workflow_file, cwd),
         items=items,
-        save=_save_settings(path, _object(path, _require(path, params, "save_images", "parameters"), "parameters.save_images")),
+        save=_save_settings(
+            path, _object(path, _require(path, params, "save_images", "parameters"), "parameters.save_images")
+        ),
         generic=generic,
         prompts=prompts,
     )
@@ -113,7 +116,8 @@ def parse_item(path: Path, spec: Any, where: str) -> ItemSpec:
         return _parse_selector(path, spec, where)
     if not isinstance(spec, str) or not spec.strip():
         raise BadInput(
-            path, where,
+            path,
+            where,
             f'expected "node_id,inputs,field" or an object such as {{"title": "Positive Prompt", "input": "text"}}, '
             f"got {type_name(spec)} {spec!r}",
         )
@@ -126,9 +130,17 @@ def parse_item(path: Path, spec: Any, where: str) -> ItemSpec:
 def _parse_selector(path: Path, spec: Mapping[str, Any], where: str) -> ItemSpec:
     unknown = [key for key in spec if key not in SELECTOR_KEYS]
     if unknown:
-        raise BadInput(path, f"{where}.{unknown[0]}", f"unknown key {unknown[0]!r} (an item object takes: {', '.join(SELECTOR_KEYS)})")
+        raise BadInput(
+            path,
+            f"{where}.{unknown[0]}",
+            f"unknown key {unknown[0]!r} (an item object takes: {', '.join(SELECTOR_KEYS)})",
+        )
     if not any(key in spec for key in SELECTOR_NODE_KEYS):
-        raise BadInput(path, where, 'name the node with "title", "class_type" or "node" (its id), for example {"title": "Positive Prompt", "input": "text"}')
+        raise BadInput(
+            path,
+            where,
+            'name the node with "title", "class_type" or "node" (its id), for example {"title": "Positive Prompt", "input": "text"}',
+        )
     field = _string(path, _require(path, spec, "input", where), f"{where}.input").strip()
     title, class_type = (_optional_string(path, spec, key, where) for key in ("title", "class_type"))
     node_id = _node_id(path, spec["node"], f"{where}.node") if "node" in spec else None

@@ -133,7 +133,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
         report=args.report,
     )
     if args.export_workflows and not args.dry_run:
-        raise BadInput(None, "--export-workflows", "goes with --dry-run (it writes the workflows instead of running them)")
+        raise BadInput(
+            None, "--export-workflows", "goes with --dry-run (it writes the workflows instead of running them)"
+        )
     return options, args.quiet
 
 
@@ -145,48 +147,68 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "batch_file", nargs="?", type=Path, default=DEFAULT_BATCH_FILE,
+        "batch_file",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_BATCH_FILE,
         help=f"the batch file (JSON); default: {DEFAULT_BATCH_FILE}",
     )
     parser.add_argument(
-        "--server", action="append", metavar="URL",
+        "--server",
+        action="append",
+        metavar="URL",
         help="ComfyUI server, http://host:port or host:port; repeat it to spread the batch over "
         f"several servers; default: $COMFYUI_URL (comma-separated for several) or {DEFAULT_SERVER}",
     )
     parser.add_argument(
-        "--resume", action="store_true",
+        "--resume",
+        action="store_true",
         help="continue an interrupted or partly failed run from its manifest: skip jobs whose outputs "
         "are saved, collect those that finished meanwhile, run the rest with the same seeds",
     )
     parser.add_argument(
-        "--dry-run", action="store_true",
+        "--dry-run",
+        action="store_true",
         help="resolve and validate every job, print one line per job (the values that vary, the seed), queue nothing",
     )
     parser.add_argument(
-        "--export-workflows", type=Path, metavar="DIR",
+        "--export-workflows",
+        type=Path,
+        metavar="DIR",
         help="with --dry-run: also write each job's final API workflow as DIR/job-0001.json, ...",
     )
     parser.add_argument(
-        "--no-validate", action="store_true",
+        "--no-validate",
+        action="store_true",
         help="skip the pre-flight check of every job against the server's nodes and models",
     )
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed job")
     parser.add_argument(
-        "--in-flight", type=_positive_int, metavar="N",
+        "--in-flight",
+        type=_positive_int,
+        metavar="N",
         help="jobs queued on each server at once (default: adapts to the server's speed and the "
         "network's latency; at least 2, so the next job is always ready)",
     )
     parser.add_argument(
-        "--sequential", action="store_true",
+        "--sequential",
+        action="store_true",
         help="the original script's way: one job at a time, downloaded before the next is queued (slower)",
     )
-    parser.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="give up on a job running longer than this")
     parser.add_argument(
-        "--retry-for", type=_positive_float, default=SchedulerOptions.retry_for, metavar="SECONDS",
+        "--timeout", type=_positive_float, metavar="SECONDS", help="give up on a job running longer than this"
+    )
+    parser.add_argument(
+        "--retry-for",
+        type=_positive_float,
+        default=SchedulerOptions.retry_for,
+        metavar="SECONDS",
         help="how long to keep retrying when no server answers (default: %(default)gs); "
         "then stop, resumable with --resume",
     )
-    parser.add_argument("--report", type=Path, metavar="FILE.json", help="also write the summary, with every job, as JSON")
+    parser.add_argument(
+        "--report", type=Path, metavar="FILE.json", help="also write the summary, with every job, as JSON"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary on stderr")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser

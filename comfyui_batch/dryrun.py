@@ -26,7 +26,11 @@ def describe_jobs(plans: Sequence[PlannedJob], order: Iterable[str] = ()) -> lis
 
 def describe_job(plan: PlannedJob, names: Iterable[str]) -> str:
     seed_items = {name for name, target in plan.targets.items() if target.is_seed}
-    values = [f"{name}={_short(plan.job.values[name])}" for name in names if name in plan.job.values and name not in seed_items]
+    values = [
+        f"{name}={_short(plan.job.values[name])}"
+        for name in names
+        if name in plan.job.values and name not in seed_items
+    ]
     line = f"job {plan.job.index}: {_seeds_text(graph_seeds(plan.graph()))}"
     return f"{line} | {', '.join(values)}" if values else line
 

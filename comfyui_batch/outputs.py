@@ -102,7 +102,9 @@ class OutputFolder:
             stamp = f"{when:%Y%m%d-%H%M%S}"
             # Continue the numbering within the same second rather than probing from 1 again.
             number = self._last[1] + 1 if self._last[0] == stamp else 1
-            while not _link_exclusive(temp, final := self.directory / output_name(self.prefix, when, number, extension)):
+            while not _link_exclusive(
+                temp, final := self.directory / output_name(self.prefix, when, number, extension)
+            ):
                 number += 1
             self._last = (stamp, number)
             return final

@@ -69,10 +69,15 @@ class ConsoleReporter:
             print(saved, file=self._console.stdout, flush=True)
         if result.ok:
             if not self._console.interactive:
-                self._say(f"[{self._done}/{self._total}] job {result.job.index} ok: {len(result.files)} file{_s(len(result.files))} in {result.seconds:.1f}s")
+                self._say(
+                    f"[{self._done}/{self._total}] job {result.job.index} ok: {len(result.files)} file{_s(len(result.files))} in {result.seconds:.1f}s"
+                )
         else:
             self._failed += 1
-            self._say(f"[{self._done}/{self._total}] job {result.job.index} {result.status.upper()}: {result.error}", force=True)
+            self._say(
+                f"[{self._done}/{self._total}] job {result.job.index} {result.status.upper()}: {result.error}",
+                force=True,
+            )
             return
         self._redraw()
 

@@ -109,7 +109,11 @@ class Summary:
             "wall_seconds": round(self.wall_seconds, 3),
             "interrupted": self.interrupted,
             "servers": {
-                name: {"jobs": s.jobs, "busy_seconds": round(s.busy_seconds, 3), "busy_fraction": round(self.busy_fraction(name), 4)}
+                name: {
+                    "jobs": s.jobs,
+                    "busy_seconds": round(s.busy_seconds, 3),
+                    "busy_fraction": round(self.busy_fraction(name), 4),
+                }
                 for name, s in self.servers.items()
             },
             "jobs": [r.record() for r in sorted(self.results, key=lambda r: r.job.index)],

@@ -57,7 +57,9 @@ def plan_resume(
                 plan.notes.append(f"job {job.index}: some of its saved files are gone; running it again")
                 plan.to_run.append(recorded)
         elif record["event"] == "queued" and record.get("prompt_id") and record.get("server"):
-            plan.earlier.append(Earlier(recorded, record["server"], record["prompt_id"], float(record.get("queued_at") or 0)))
+            plan.earlier.append(
+                Earlier(recorded, record["server"], record["prompt_id"], float(record.get("queued_at") or 0))
+            )
         else:
             plan.to_run.append(recorded)
     return plan

@@ -68,8 +68,14 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
 
 
 def execute(
-    scheduler: Scheduler, todo: ResumePlan, plans: dict[int, PlannedJob], collector: Collector,
-    manifest: Manifest, total: int, options: RunOptions, reporter: Reporter,
+    scheduler: Scheduler,
+    todo: ResumePlan,
+    plans: dict[int, PlannedJob],
+    collector: Collector,
+    manifest: Manifest,
+    total: int,
+    options: RunOptions,
+    reporter: Reporter,
 ) -> Summary:
     """Runs what is left and sums it up. Ctrl-C and dead servers end the run early, never
     without a summary and the way to resume."""
@@ -135,7 +141,9 @@ def reach_servers(
     return replies if needed else None
 
 
-def preflight(batch: Batch, jobs: list[Job], definitions: list[dict[str, Any]] | None, options: RunOptions) -> Preflight:
+def preflight(
+    batch: Batch, jobs: list[Job], definitions: list[dict[str, Any]] | None, options: RunOptions
+) -> Preflight:
     """Resolves every job and, unless told not to, validates it against every server's nodes
     and models: a typo in a model name is caught now, not after hours of queue."""
     if definitions is None:
@@ -143,19 +151,28 @@ def preflight(batch: Batch, jobs: list[Job], definitions: list[dict[str, Any]] |
     checked = prepare(batch, jobs, definitions[0], validate=options.validate)
     if options.validate:
         for other in definitions[1:]:
-            check(batch.path, job_graphs(checked.plans), other,
-                  pending_files=checked.images.pending_names(), total_jobs=len(checked.plans))
+            check(
+                batch.path,
+                job_graphs(checked.plans),
+                other,
+                pending_files=checked.images.pending_names(),
+                total_jobs=len(checked.plans),
+            )
     return checked
 
 
-def dry_run(checked: Preflight, batch: Batch, options: RunOptions, console: Console, reporter: Reporter, total: int) -> Summary:
+def dry_run(
+    checked: Preflight, batch: Batch, options: RunOptions, console: Console, reporter: Reporter, total: int
+) -> Summary:
     for line in describe_jobs(checked.plans, batch.items):
         print(line, file=console.stdout)
     if options.export_workflows:
         written = export_workflows(checked.plans, options.export_workflows)
         reporter.note(f"wrote {len(written)} workflow{'' if len(written) == 1 else 's'} to {options.export_workflows}")
     if not checked.validated:
-        reporter.warning("validation skipped: " + ("--no-validate" if not options.validate else "no server could be reached"))
+        reporter.warning(
+            "validation skipped: " + ("--no-validate" if not options.validate else "no server could be reached")
+        )
     summary = Summary(total, [], 0.0, dry_run=True)
     reporter.summary(summary)
     return summary
@@ -181,8 +198,11 @@ def open_outputs(batch: Batch, stack: ExitStack) -> tuple[OutputFolder | None, M
         folder.prepare()
         manifest = stack.enter_context(Manifest(manifest_path(batch.save.output_directory, batch.path)))
     except OSError as e:
-        raise BadInput(batch.path, "parameters.save_images.output_directory",
-                       f"cannot write in {batch.save.output_directory}: {e.strerror or e}") from None
+        raise BadInput(
+            batch.path,
+            "parameters.save_images.output_directory",
+            f"cannot write in {batch.save.output_directory}: {e.strerror or e}",
+        ) from None
     return (folder if batch.save.enabled else None), manifest
 
 
@@ -194,7 +214,9 @@ def finish(summary: Summary, options: RunOptions, reporter: Reporter, manifest: 
         except OSError as e:
             reporter.warning(f"cannot write the report {options.report}: {e.strerror or e}")
     if not summary.all_ok:
-        reporter.warning(f"to run the failed and unfinished jobs again: {resume_command(options)}  (the record is {manifest})")
+        reporter.warning(
+            f"to run the failed and unfinished jobs again: {resume_command(options)}  (the record is {manifest})"
+        )
 
 
 def resume_command(options: RunOptions) -> str:

@@ -212,13 +212,26 @@ class Scheduler:
         try:
             queued = server.client.queue_prompt(plan.graph(), server.client_id, prompt_id)
         except (JobFailed, ServerError) as e:
-            self._finish(JobResult(plan.job, FAILED, server=server.name, error=str(e), queued_at=queued_at, finished_at=time.time()))
+            self._finish(
+                JobResult(
+                    plan.job, FAILED, server=server.name, error=str(e), queued_at=queued_at, finished_at=time.time()
+                )
+            )
             return
         server.submit_seconds = _smooth(server.submit_seconds, time.monotonic() - sent)
         flight = Flight(plan, server, queued.prompt_id, queued_at)
         server.flights[flight.prompt_id] = flight
-        self._record({"event": "queued", "job": plan.job.index, "key": plan.job.key, "values": dict(plan.job.values),
-                      "prompt_id": flight.prompt_id, "server": server.name, "queued_at": queued_at})
+        self._record(
+            {
+                "event": "queued",
+                "job": plan.job.index,
+                "key": plan.job.key,
+                "values": dict(plan.job.values),
+                "prompt_id": flight.prompt_id,
+                "server": server.name,
+                "queued_at": queued_at,
+            }
+        )
         self._reporter.queued(plan.job, server.name)
         for problem in queued.dropped_outputs:
             self._reporter.warning(f"job {plan.job.index}: the server runs it without an output: {problem}")
@@ -306,7 +319,9 @@ class Scheduler:
                     self._start_collecting(flight)
                 else:
                     del server.flights[prompt_id]
-                    self._reporter.warning(f"job {flight.plan.job.index}: {server.name} lost it (restarted?); queueing it again")
+                    self._reporter.warning(
+                        f"job {flight.plan.job.index}: {server.name} lost it (restarted?); queueing it again"
+                    )
                     self._todo.appendleft(flight.plan)
             if server.abandoned:
                 server.client.delete_from_queue(server.abandoned)
@@ -406,8 +421,15 @@ class Scheduler:
 
     def _result(self, flight: Flight, status: str, files: tuple[str, ...] = (), error: str | None = None) -> JobResult:
         return JobResult(
-            flight.plan.job, status, flight.prompt_id, flight.server.name, files, error,
-            flight.queued_at, flight.started_at, flight.finished_at or time.time(),
+            flight.plan.job,
+            status,
+            flight.prompt_id,
+            flight.server.name,
+            files,
+            error,
+            flight.queued_at,
+            flight.started_at,
+            flight.finished_at or time.time(),
         )
 
     def _finish(self, result: JobResult) -> None:

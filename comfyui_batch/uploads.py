@@ -100,7 +100,9 @@ def find_local_images(
                 if value not in found:
                     found[value] = _local_image(value, folders)
             except OSError as e:
-                problems.setdefault(where, BadInput(batch.path, where, f"cannot read image file {value!r}: {e.strerror or e}"))
+                problems.setdefault(
+                    where, BadInput(batch.path, where, f"cannot read image file {value!r}: {e.strerror or e}")
+                )
                 continue
             image = found[value]
             if image is not None:
@@ -133,7 +135,9 @@ def upload_images(images: LocalImages, clients: Sequence[ComfyClient]) -> dict[s
     return names
 
 
-def with_uploaded(plans: Sequence[PlannedJob], images: LocalImages, names: Mapping[str, str] | None = None) -> list[PlannedJob]:
+def with_uploaded(
+    plans: Sequence[PlannedJob], images: LocalImages, names: Mapping[str, str] | None = None
+) -> list[PlannedJob]:
     """The plans with each local image replaced by its server name: `names` (sha256 -> name,
     from `upload_images`), or the planned upload names (to validate or export before uploading)."""
     by_job: dict[int, list[tuple[Target, str]]] = defaultdict(list)

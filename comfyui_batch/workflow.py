@@ -69,7 +69,7 @@ def parse_target(text: str) -> Target:
     """`"3, inputs, seed"` -> Target. Node ids may hold `:` (subgraph nodes), never a comma."""
     parts = [part.strip() for part in text.split(",")]
     if len(parts) != 3 or not all(parts):
-        raise ValueError(f"expected \"node_id,inputs,field\" (for example \"3,inputs,seed\"), got {text!r}")
+        raise ValueError(f'expected "node_id,inputs,field" (for example "3,inputs,seed"), got {text!r}')
     return Target(*parts)
 
 
@@ -110,14 +110,22 @@ class Workflow:
                 f"{len(found)} nodes of {self.path} match {_criteria_text(spec)}: {self._describe(found)}; "
                 "add a criterion (title, class_type or node) so that only one does"
             )
-        raise ValueError(f"no node of {self.path} matches {_criteria_text(spec)}{self._no_titles_hint(spec)}; {self._candidates(spec)}")
+        raise ValueError(
+            f"no node of {self.path} matches {_criteria_text(spec)}{self._no_titles_hint(spec)}; {self._candidates(spec)}"
+        )
 
     def title(self, node_id: str) -> str | None:
         """The node's `_meta.title`; None for API files exported without titles."""
         return _node_attribute(node_id, self.graph[node_id], "title") or None
 
     def _describe(self, node_ids: Iterable[str], limit: int = 30) -> str:
-        return _list((f"{node_id} ({self.graph[node_id].get('class_type')}, title {self.title(node_id)!r})" for node_id in node_ids), limit)
+        return _list(
+            (
+                f"{node_id} ({self.graph[node_id].get('class_type')}, title {self.title(node_id)!r})"
+                for node_id in node_ids
+            ),
+            limit,
+        )
 
     def _candidates(self, spec: Selector) -> str:
         # Closest first: a typo in a title or class is the usual cause.
@@ -125,7 +133,9 @@ class Workflow:
         key = "title" if spec.title is not None else "class_type" if spec.class_type is not None else "node"
 
         def likeness(node_id: str) -> float:
-            return difflib.SequenceMatcher(None, wanted.casefold(), _node_attribute(node_id, self.graph[node_id], key).casefold()).ratio()
+            return difflib.SequenceMatcher(
+                None, wanted.casefold(), _node_attribute(node_id, self.graph[node_id], key).casefold()
+            ).ratio()
 
         return f"its nodes, closest first: {self._describe(sorted(self.graph, key=likeness, reverse=True), limit=12)}"
 
@@ -157,7 +167,11 @@ def classes_used(path: Path) -> set[str] | None:
     data = read_json(path, "workflow file")
     if is_ui_format(data) or not isinstance(data, dict):
         return None
-    return {node["class_type"] for node in data.values() if isinstance(node, dict) and isinstance(node.get("class_type"), str)}
+    return {
+        node["class_type"]
+        for node in data.values()
+        if isinstance(node, dict) and isinstance(node.get("class_type"), str)
+    }
 
 
 def load_workflow(path: Path, object_info: Mapping[str, Any] | None = None) -> Workflow:
@@ -182,9 +196,15 @@ def _converted(path: Path, ui: Mapping[str, Any], object_info: Mapping[str, Any]
     try:
         graph = ui_to_api(ui, object_info)
     except ConversionError as e:
-        raise ConversionError(f"cannot convert this GUI-format workflow: {e.problem}", e.node_id, e.class_type, file=path) from None
+        raise ConversionError(
+            f"cannot convert this GUI-format workflow: {e.problem}", e.node_id, e.class_type, file=path
+        ) from None
     if not graph:
-        raise BadInput(path, "", "this workflow in the ComfyUI GUI format has no node that would run (are they all muted, bypassed or notes?)")
+        raise BadInput(
+            path,
+            "",
+            "this workflow in the ComfyUI GUI format has no node that would run (are they all muted, bypassed or notes?)",
+        )
     return graph
 
 
@@ -193,7 +213,9 @@ def _checked_graph(path: Path, data: Any) -> Graph:
         raise BadInput(path, "", f"expected an API-format workflow (an object of nodes), got {type_name(data)}")
     for node_id, node in data.items():
         if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
-            raise BadInput(path, node_id, "expected a node with a \"class_type\" and \"inputs\"; is this an API-format workflow?")
+            raise BadInput(
+                path, node_id, 'expected a node with a "class_type" and "inputs"; is this an API-format workflow?'
+            )
         if not isinstance(node.get("inputs", {}), dict):
             raise BadInput(path, f"{node_id}.inputs", f"expected an object, got {type_name(node['inputs'])}")
     return data

@@ -19,7 +19,10 @@ def image_workflow(steps: int = 1, step_ms: int = 0) -> dict[str, Any]:
     """EmptyImage -> TestSlowSampler -> SaveImage: a model-free stand-in for a diffusion graph."""
     return {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 0}},
-        "2": {"class_type": "TestSlowSampler", "inputs": {"image": ["1", 0], "steps": steps, "step_ms": step_ms, "seed": 0}},
+        "2": {
+            "class_type": "TestSlowSampler",
+            "inputs": {"image": ["1", 0], "steps": steps, "step_ms": step_ms, "seed": 0},
+        },
         "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "bk", "images": ["2", 0]}},
     }
 
@@ -42,7 +45,8 @@ def write_batch(
         "parameters": {
             "workflow_file": str(folder / "wf.json"),
             "workflow_items": items or IMAGE_ITEMS,
-            "save_images": save or {"enabled": True, "output_directory": str(folder / "out") + "/", "filename_prefix": "T"},
+            "save_images": save
+            or {"enabled": True, "output_directory": str(folder / "out") + "/", "filename_prefix": "T"},
             "generic_prompts": generic or {},
         },
         "prompts": prompts,

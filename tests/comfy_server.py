@@ -3,6 +3,7 @@
 Each ComfyServer gets its own folder (`root`) for output/, input/, temp/, user/, models/ and
 server.log, so servers never share state with each other or with the cached install.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -23,8 +24,18 @@ TESTS_DIR = Path(__file__).resolve().parent
 ENV_SCRIPT = TESTS_DIR / "comfyui_env.sh"
 NODES_YAML = TESTS_DIR / "nodes" / "extra_model_paths.yaml"
 # Model folders each server looks up under its own `root/models/` (see _write_models_yaml).
-MODEL_FOLDERS = ("checkpoints", "vae", "loras", "embeddings", "upscale_models", "controlnet",
-                 "clip", "text_encoders", "diffusion_models", "unet")
+MODEL_FOLDERS = (
+    "checkpoints",
+    "vae",
+    "loras",
+    "embeddings",
+    "upscale_models",
+    "controlnet",
+    "clip",
+    "text_encoders",
+    "diffusion_models",
+    "unet",
+)
 
 _live: set[ComfyServer] = set()
 
@@ -85,15 +96,27 @@ class ComfyServer:
 
     def command(self) -> list[str]:
         return [
-            str(self.home / "venv" / "bin" / "python"), str(self.home / "ComfyUI" / "main.py"),
-            "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-            "--output-directory", str(self.output_dir),
-            "--input-directory", str(self.input_dir),
-            "--temp-directory", str(self.root),  # ComfyUI appends "temp" itself
-            "--user-directory", str(self.root / "user"),
+            str(self.home / "venv" / "bin" / "python"),
+            str(self.home / "ComfyUI" / "main.py"),
+            "--cpu",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--output-directory",
+            str(self.output_dir),
+            "--input-directory",
+            str(self.input_dir),
+            "--temp-directory",
+            str(self.root),  # ComfyUI appends "temp" itself
+            "--user-directory",
+            str(self.root / "user"),
             "--disable-auto-launch",
-            "--database-url", "sqlite:///:memory:",
-            "--extra-model-paths-config", str(NODES_YAML), str(self._write_models_yaml()),
+            "--database-url",
+            "sqlite:///:memory:",
+            "--extra-model-paths-config",
+            str(NODES_YAML),
+            str(self._write_models_yaml()),
             *self.extra_args,
         ]
 
@@ -109,8 +132,12 @@ class ComfyServer:
             raise RuntimeError(f"server on port {self.port} is already running")
         self.home = self.home.resolve()
         self.root = self.root.resolve()
-        for d in (self.output_dir, self.input_dir, self.root / "user",
-                  *(self.models_dir / name for name in MODEL_FOLDERS)):
+        for d in (
+            self.output_dir,
+            self.input_dir,
+            self.root / "user",
+            *(self.models_dir / name for name in MODEL_FOLDERS),
+        ):
             d.mkdir(parents=True, exist_ok=True)
         if self.port == 0:
             self.port = free_port()
@@ -119,8 +146,15 @@ class ComfyServer:
         self._log.write(f"\n==== starting: {' '.join(cmd)}\n".encode())
         self._log.flush()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        self._proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL,
-                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._proc = subprocess.Popen(
+            cmd,
+            cwd=self.root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         _live.add(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

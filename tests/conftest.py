@@ -1,4 +1,5 @@
 """Shared fixtures: real ComfyUI servers (see comfy_server.py)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

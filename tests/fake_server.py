@@ -33,7 +33,10 @@ class FakeComfy:
                     self._json({"queue_running": [], "queue_pending": []})
                 elif path.path.startswith("/history/"):
                     prompt_id = path.path.rsplit("/", 1)[1]
-                    entry = {"outputs": {"9": {"images": fake.outputs}}, "status": {"status_str": "success", "completed": True, "messages": []}}
+                    entry = {
+                        "outputs": {"9": {"images": fake.outputs}},
+                        "status": {"status_str": "success", "completed": True, "messages": []},
+                    }
                     self._json({prompt_id: entry} if prompt_id in fake.prompts else {})
                 elif path.path == "/view":
                     fake.view(self, {k: v[0] for k, v in parse_qs(path.query).items()})

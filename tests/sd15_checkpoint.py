@@ -4,6 +4,7 @@ Built once by build_sd15_checkpoint.py in the server venv and cached under
 HOME/models-cache/ (HOME from comfy_server.comfyui_home()); the cache key covers the build
 script and the ComfyUI install, so a change to either rebuilds it. Stdlib only.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -31,8 +32,13 @@ def sd15_files(home: Path | None = None) -> tuple[Path, Path]:
         if not (ckpt.exists() and vae.exists()):
             tmp_ckpt, tmp_vae = ckpt.with_suffix(".tmp"), vae.with_suffix(".tmp")
             subprocess.run(
-                [str(home / "venv" / "bin" / "python"), str(BUILD_SCRIPT),
-                 str(home / "ComfyUI"), str(tmp_ckpt), str(tmp_vae)],
+                [
+                    str(home / "venv" / "bin" / "python"),
+                    str(BUILD_SCRIPT),
+                    str(home / "ComfyUI"),
+                    str(tmp_ckpt),
+                    str(tmp_vae),
+                ],
                 check=True,
             )
             os.replace(tmp_vae, vae)
@@ -43,8 +49,9 @@ def sd15_files(home: Path | None = None) -> tuple[Path, Path]:
     return ckpt, vae
 
 
-def install_sd15_checkpoint(server_models_dir: Path, name: str = CHECKPOINT_NAME,
-                            vae_name: str = VAE_NAME, home: Path | None = None) -> Path:
+def install_sd15_checkpoint(
+    server_models_dir: Path, name: str = CHECKPOINT_NAME, vae_name: str = VAE_NAME, home: Path | None = None
+) -> Path:
     """Link the cached checkpoint into `server_models_dir`/checkpoints/`name` and its VAE into
     `server_models_dir`/vae/`vae_name`; returns the checkpoint link.
 

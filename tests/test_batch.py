@@ -107,10 +107,22 @@ def test_generic_prompts_may_be_absent(tmp_path: Path) -> None:
     ("change", "where", "says"),
     [
         (lambda d: d.update(prompts={"seed": 1}), "prompts", "expected a list"),
-        (lambda d: d["prompts"].append({"steps": 3}), "prompts[2].steps", "'steps' is not a key of parameters.workflow_items"),
-        (lambda d: d["parameters"]["workflow_items"].update(seed="3,seed"), "parameters.workflow_items.seed", "node_id,inputs,field"),
+        (
+            lambda d: d["prompts"].append({"steps": 3}),
+            "prompts[2].steps",
+            "'steps' is not a key of parameters.workflow_items",
+        ),
+        (
+            lambda d: d["parameters"]["workflow_items"].update(seed="3,seed"),
+            "parameters.workflow_items.seed",
+            "node_id,inputs,field",
+        ),
         (lambda d: d["parameters"].pop("save_images"), "parameters", "missing key 'save_images'"),
-        (lambda d: d["parameters"]["save_images"].update(enabled="yes"), "parameters.save_images.enabled", "expected true or false"),
+        (
+            lambda d: d["parameters"]["save_images"].update(enabled="yes"),
+            "parameters.save_images.enabled",
+            "expected true or false",
+        ),
         (lambda d: d["prompts"].__setitem__(0, "a prompt"), "prompts[0]", "expected an object"),
     ],
 )

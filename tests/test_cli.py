@@ -16,7 +16,9 @@ NAME = re.compile(r"T-output_\d{8}-\d{6}-\d{4}\.(\w+)$")
 
 
 def test_every_job_is_queued_followed_and_saved(comfy_server: ComfyServer, tmp_path: Path) -> None:
-    batch = write_batch(tmp_path, [{"color": 0x110000}, {"color": 0x220000, "width": 24}, {"color": 0x330000}], generic={"width": 20})
+    batch = write_batch(
+        tmp_path, [{"color": 0x110000}, {"color": 0x220000, "width": 24}, {"color": 0x330000}], generic={"width": 20}
+    )
     run = run_cli(str(batch), "--server", comfy_server.url)
     assert run.code == 0, run.err
     assert len(run.saved) == 3
@@ -39,7 +41,9 @@ def test_saved_files_are_the_servers_bytes_with_their_metadata(comfy_server: Com
     assert prompt_chunk["1"]["inputs"]["color"] == 0x123456
 
 
-def test_default_batch_file_and_server_from_environment(comfy_server: ComfyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_batch_file_and_server_from_environment(
+    comfy_server: ComfyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_batch(tmp_path / "batchs", [{"color": 7}], name="prompt-1.json")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COMFYUI_URL", comfy_server.url.removeprefix("http://"))  # bare host:port
@@ -61,8 +65,10 @@ def test_subgraph_node_ids_and_spaced_paths(comfy_server: ComfyServer, tmp_path:
 
 
 def test_every_file_like_output_is_collected_with_its_extension(comfy_server: ComfyServer, tmp_path: Path) -> None:
-    workflow = {"1": {"class_type": "TestFileOutputs", "inputs": {"text": "hi", "prefix": "f"}},
-                "2": {"class_type": "TestTextOutput", "inputs": {"text": "not a file"}}}
+    workflow = {
+        "1": {"class_type": "TestFileOutputs", "inputs": {"text": "hi", "prefix": "f"}},
+        "2": {"class_type": "TestTextOutput", "inputs": {"text": "not a file"}},
+    }
     batch = write_batch(tmp_path, [{"text": "one"}], workflow=workflow, items={"text": "1,inputs,text"})
     run = run_cli(str(batch), "--server", comfy_server.url)
     assert run.code == 0, run.err
@@ -80,15 +86,21 @@ def test_identical_jobs_each_yield_their_outputs(comfy_server: ComfyServer, tmp_
 
 def test_output_directory_without_trailing_slash_is_created(comfy_server: ComfyServer, tmp_path: Path) -> None:
     out = tmp_path / "deep" / "new"
-    batch = write_batch(tmp_path, [{"color": 1}], save={"enabled": True, "output_directory": str(out), "filename_prefix": "T"})
+    batch = write_batch(
+        tmp_path, [{"color": 1}], save={"enabled": True, "output_directory": str(out), "filename_prefix": "T"}
+    )
     run = run_cli(str(batch), "--server", comfy_server.url)
     assert run.code == 0, run.err
     assert run.saved[0].parent == out
 
 
-def test_saving_disabled_downloads_nothing_and_names_the_server_files(comfy_server: ComfyServer, tmp_path: Path) -> None:
+def test_saving_disabled_downloads_nothing_and_names_the_server_files(
+    comfy_server: ComfyServer, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
-    batch = write_batch(tmp_path, [{"color": 2}], save={"enabled": False, "output_directory": str(out), "filename_prefix": "T"})
+    batch = write_batch(
+        tmp_path, [{"color": 2}], save={"enabled": False, "output_directory": str(out), "filename_prefix": "T"}
+    )
     run = run_cli(str(batch), "--server", comfy_server.url)
     assert run.code == 0, run.err
     assert [p.name for p in out.iterdir()] == ["batch.manifest.jsonl"]

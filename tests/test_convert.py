@@ -41,8 +41,9 @@ SERVER_OBJECT_INFO = _load_object_info()  # /object_info of the ComfyUI 0.3.75 t
 # --------------------------------------------------------------------------- a small object_info
 
 
-def _cls(required: dict[str, Any], output: list[Any], optional: dict[str, Any] | None = None,
-         display_name: str | None = None) -> dict[str, Any]:
+def _cls(
+    required: dict[str, Any], output: list[Any], optional: dict[str, Any] | None = None, display_name: str | None = None
+) -> dict[str, Any]:
     inputs: dict[str, Any] = {"required": required}
     if optional:
         inputs["optional"] = optional
@@ -51,40 +52,77 @@ def _cls(required: dict[str, Any], output: list[Any], optional: dict[str, Any] |
 
 SAMPLERS = ["euler", "dpmpp_2m"]
 OBJECT_INFO: dict[str, Any] = {
-    "CheckpointLoaderSimple": _cls({"ckpt_name": [["a.safetensors", "b.safetensors"]]},
-                                   ["MODEL", "CLIP", "VAE"], display_name="Load Checkpoint"),
-    "LoraLoader": _cls({"model": ["MODEL"], "clip": ["CLIP"], "lora_name": [["x.safetensors"]],
-                        "strength_model": ["FLOAT", {"default": 1.0}],
-                        "strength_clip": ["FLOAT", {"default": 1.0}]}, ["MODEL", "CLIP"]),
-    "CLIPTextEncode": _cls({"text": ["STRING", {"multiline": True, "dynamicPrompts": True}],
-                            "clip": ["CLIP"]}, ["CONDITIONING"],
-                           display_name="CLIP Text Encode (Prompt)"),
-    "EmptyLatentImage": _cls({"width": ["INT", {"default": 512}], "height": ["INT", {"default": 512}],
-                              "batch_size": ["INT", {"default": 1}]}, ["LATENT"],
-                             display_name="Empty Latent Image"),
-    "KSampler": _cls({"model": ["MODEL"], "seed": ["INT", {"control_after_generate": True}],
-                      "steps": ["INT", {"default": 20}], "cfg": ["FLOAT", {"default": 8.0}],
-                      "sampler_name": [SAMPLERS], "scheduler": [["normal", "karras"]],
-                      "positive": ["CONDITIONING"], "negative": ["CONDITIONING"],
-                      "latent_image": ["LATENT"], "denoise": ["FLOAT", {"default": 1.0}]},
-                     ["LATENT"], display_name="KSampler"),
+    "CheckpointLoaderSimple": _cls(
+        {"ckpt_name": [["a.safetensors", "b.safetensors"]]}, ["MODEL", "CLIP", "VAE"], display_name="Load Checkpoint"
+    ),
+    "LoraLoader": _cls(
+        {
+            "model": ["MODEL"],
+            "clip": ["CLIP"],
+            "lora_name": [["x.safetensors"]],
+            "strength_model": ["FLOAT", {"default": 1.0}],
+            "strength_clip": ["FLOAT", {"default": 1.0}],
+        },
+        ["MODEL", "CLIP"],
+    ),
+    "CLIPTextEncode": _cls(
+        {"text": ["STRING", {"multiline": True, "dynamicPrompts": True}], "clip": ["CLIP"]},
+        ["CONDITIONING"],
+        display_name="CLIP Text Encode (Prompt)",
+    ),
+    "EmptyLatentImage": _cls(
+        {
+            "width": ["INT", {"default": 512}],
+            "height": ["INT", {"default": 512}],
+            "batch_size": ["INT", {"default": 1}],
+        },
+        ["LATENT"],
+        display_name="Empty Latent Image",
+    ),
+    "KSampler": _cls(
+        {
+            "model": ["MODEL"],
+            "seed": ["INT", {"control_after_generate": True}],
+            "steps": ["INT", {"default": 20}],
+            "cfg": ["FLOAT", {"default": 8.0}],
+            "sampler_name": [SAMPLERS],
+            "scheduler": [["normal", "karras"]],
+            "positive": ["CONDITIONING"],
+            "negative": ["CONDITIONING"],
+            "latent_image": ["LATENT"],
+            "denoise": ["FLOAT", {"default": 1.0}],
+        },
+        ["LATENT"],
+        display_name="KSampler",
+    ),
     "VAEDecode": _cls({"samples": ["LATENT"], "vae": ["VAE"]}, ["IMAGE"], display_name="VAE Decode"),
-    "SaveImage": _cls({"images": ["IMAGE"], "filename_prefix": ["STRING", {"default": "ComfyUI"}]},
-                      [], display_name="Save Image"),
-    "LoadImage": _cls({"image": [["cat.png"], {"image_upload": True}]}, ["IMAGE", "MASK"],
-                      display_name="Load Image"),
+    "SaveImage": _cls(
+        {"images": ["IMAGE"], "filename_prefix": ["STRING", {"default": "ComfyUI"}]}, [], display_name="Save Image"
+    ),
+    "LoadImage": _cls({"image": [["cat.png"], {"image_upload": True}]}, ["IMAGE", "MASK"], display_name="Load Image"),
     # V3 nodes: combos are "COMBO" with options, seeds named noise_seed get a control value.
     "RandomNoise": _cls({"noise_seed": ["INT", {"default": 0}]}, ["NOISE"]),
     "KSamplerSelect": _cls({"sampler_name": ["COMBO", {"options": SAMPLERS}]}, ["SAMPLER"]),
-    "BasicScheduler": _cls({"model": ["MODEL"], "scheduler": ["COMBO", {"options": ["simple"]}],
-                            "steps": ["INT", {"default": 20}], "denoise": ["FLOAT", {"default": 1.0}]},
-                           ["SIGMAS"]),
-    "PickStyle": _cls({"style": [["ink", "oil"], {"control_after_generate": True}],
-                       "strength": ["FLOAT", {"default": 0.5}]}, ["STRING"]),
-    "FixedSeed": _cls({"seed": ["INT", {"control_after_generate": False}],
-                       "label": ["STRING", {"default": ""}]}, ["INT"]),
-    "JoinText": _cls({"a": ["STRING", {"forceInput": True}], "b": ["STRING", {"default": ""}],
-                      "sep": ["STRING", {"default": " "}]}, ["STRING"]),
+    "BasicScheduler": _cls(
+        {
+            "model": ["MODEL"],
+            "scheduler": ["COMBO", {"options": ["simple"]}],
+            "steps": ["INT", {"default": 20}],
+            "denoise": ["FLOAT", {"default": 1.0}],
+        },
+        ["SIGMAS"],
+    ),
+    "PickStyle": _cls(
+        {"style": [["ink", "oil"], {"control_after_generate": True}], "strength": ["FLOAT", {"default": 0.5}]},
+        ["STRING"],
+    ),
+    "FixedSeed": _cls(
+        {"seed": ["INT", {"control_after_generate": False}], "label": ["STRING", {"default": ""}]}, ["INT"]
+    ),
+    "JoinText": _cls(
+        {"a": ["STRING", {"forceInput": True}], "b": ["STRING", {"default": ""}], "sep": ["STRING", {"default": " "}]},
+        ["STRING"],
+    ),
     "TagList": _cls({"tags": ["COMBO", {"multiselect": True, "options": ["a", "b", "c"]}]}, ["STRING"]),
     "MaskedPaste": _cls({"mask": ["MASK"], "image": ["IMAGE"]}, ["IMAGE"]),
     "AnyPass": _cls({"value": ["*"]}, ["*"]),
@@ -106,22 +144,50 @@ def out(name: str, type_: str, links: list[int] | None = None) -> dict[str, Any]
     return {"name": name, "type": type_, "links": links or []}
 
 
-def node(node_id: int, type_: str, widgets: Any = None, inputs: list[dict[str, Any]] | None = None,
-         outputs: list[dict[str, Any]] | None = None, mode: int = 0, **extra: Any) -> dict[str, Any]:
-    return {"id": node_id, "type": type_, "mode": mode, "inputs": inputs or [],
-            "outputs": outputs or [], "widgets_values": [] if widgets is None else widgets, **extra}
+def node(
+    node_id: int,
+    type_: str,
+    widgets: Any = None,
+    inputs: list[dict[str, Any]] | None = None,
+    outputs: list[dict[str, Any]] | None = None,
+    mode: int = 0,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "type": type_,
+        "mode": mode,
+        "inputs": inputs or [],
+        "outputs": outputs or [],
+        "widgets_values": [] if widgets is None else widgets,
+        **extra,
+    }
 
 
-def link(link_id: int, origin: int, origin_slot: int, target: int, target_slot: int,
-         type_: str) -> dict[str, Any]:
+def link(link_id: int, origin: int, origin_slot: int, target: int, target_slot: int, type_: str) -> dict[str, Any]:
     """A link as version-1 files and subgraph definitions save it (-10/-20: subgraph in/out)."""
-    return {"id": link_id, "origin_id": origin, "origin_slot": origin_slot,
-            "target_id": target, "target_slot": target_slot, "type": type_}
+    return {
+        "id": link_id,
+        "origin_id": origin,
+        "origin_slot": origin_slot,
+        "target_id": target,
+        "target_slot": target_slot,
+        "type": type_,
+    }
 
 
 def workflow(nodes: list[dict[str, Any]], links: list[list[Any]], **extra: Any) -> dict[str, Any]:
-    return {"last_node_id": 99, "last_link_id": 99, "nodes": nodes, "links": links,
-            "groups": [], "config": {}, "extra": {}, "version": 0.4, **extra}
+    return {
+        "last_node_id": 99,
+        "last_link_id": 99,
+        "nodes": nodes,
+        "links": links,
+        "groups": [],
+        "config": {},
+        "extra": {},
+        "version": 0.4,
+        **extra,
+    }
 
 
 def inputs_of(prompt: dict[str, dict[str, Any]], node_id: str) -> dict[str, Any]:
@@ -133,28 +199,68 @@ def txt2img(*, lora_mode: int = 0) -> dict[str, Any]:
     """Checkpoint -> LoRA -> two prompts -> KSampler -> VAEDecode -> SaveImage."""
     return workflow(
         [
-            node(4, "CheckpointLoaderSimple", ["a.safetensors"],
-                 outputs=[out("MODEL", "MODEL", [1]), out("CLIP", "CLIP", [2]), out("VAE", "VAE", [9])]),
-            node(10, "LoraLoader", ["x.safetensors", 0.8, 0.7], mode=lora_mode,
-                 inputs=[inp("model", "MODEL", 1), inp("clip", "CLIP", 2)],
-                 outputs=[out("MODEL", "MODEL", [3]), out("CLIP", "CLIP", [4, 5])]),
-            node(6, "CLIPTextEncode", ["a red fox"], inputs=[inp("clip", "CLIP", 4)],
-                 outputs=[out("CONDITIONING", "CONDITIONING", [6])]),
-            node(7, "CLIPTextEncode", ["blurry"], inputs=[inp("clip", "CLIP", 5)],
-                 outputs=[out("CONDITIONING", "CONDITIONING", [7])]),
+            node(
+                4,
+                "CheckpointLoaderSimple",
+                ["a.safetensors"],
+                outputs=[out("MODEL", "MODEL", [1]), out("CLIP", "CLIP", [2]), out("VAE", "VAE", [9])],
+            ),
+            node(
+                10,
+                "LoraLoader",
+                ["x.safetensors", 0.8, 0.7],
+                mode=lora_mode,
+                inputs=[inp("model", "MODEL", 1), inp("clip", "CLIP", 2)],
+                outputs=[out("MODEL", "MODEL", [3]), out("CLIP", "CLIP", [4, 5])],
+            ),
+            node(
+                6,
+                "CLIPTextEncode",
+                ["a red fox"],
+                inputs=[inp("clip", "CLIP", 4)],
+                outputs=[out("CONDITIONING", "CONDITIONING", [6])],
+            ),
+            node(
+                7,
+                "CLIPTextEncode",
+                ["blurry"],
+                inputs=[inp("clip", "CLIP", 5)],
+                outputs=[out("CONDITIONING", "CONDITIONING", [7])],
+            ),
             node(5, "EmptyLatentImage", [512, 768, 1], outputs=[out("LATENT", "LATENT", [8])]),
-            node(3, "KSampler", [42, "randomize", 20, 7.5, "euler", "karras", 1.0],
-                 inputs=[inp("model", "MODEL", 3), inp("positive", "CONDITIONING", 6),
-                         inp("negative", "CONDITIONING", 7), inp("latent_image", "LATENT", 8)],
-                 outputs=[out("LATENT", "LATENT", [10])]),
-            node(8, "VAEDecode", inputs=[inp("samples", "LATENT", 10), inp("vae", "VAE", 9)],
-                 outputs=[out("IMAGE", "IMAGE", [11])]),
+            node(
+                3,
+                "KSampler",
+                [42, "randomize", 20, 7.5, "euler", "karras", 1.0],
+                inputs=[
+                    inp("model", "MODEL", 3),
+                    inp("positive", "CONDITIONING", 6),
+                    inp("negative", "CONDITIONING", 7),
+                    inp("latent_image", "LATENT", 8),
+                ],
+                outputs=[out("LATENT", "LATENT", [10])],
+            ),
+            node(
+                8,
+                "VAEDecode",
+                inputs=[inp("samples", "LATENT", 10), inp("vae", "VAE", 9)],
+                outputs=[out("IMAGE", "IMAGE", [11])],
+            ),
             node(9, "SaveImage", ["fox"], inputs=[inp("images", "IMAGE", 11)]),
         ],
-        [[1, 4, 0, 10, 0, "MODEL"], [2, 4, 1, 10, 1, "CLIP"], [3, 10, 0, 3, 0, "MODEL"],
-         [4, 10, 1, 6, 0, "CLIP"], [5, 10, 1, 7, 0, "CLIP"], [6, 6, 0, 3, 1, "CONDITIONING"],
-         [7, 7, 0, 3, 2, "CONDITIONING"], [8, 5, 0, 3, 3, "LATENT"], [9, 4, 2, 8, 1, "VAE"],
-         [10, 3, 0, 8, 0, "LATENT"], [11, 8, 0, 9, 0, "IMAGE"]],
+        [
+            [1, 4, 0, 10, 0, "MODEL"],
+            [2, 4, 1, 10, 1, "CLIP"],
+            [3, 10, 0, 3, 0, "MODEL"],
+            [4, 10, 1, 6, 0, "CLIP"],
+            [5, 10, 1, 7, 0, "CLIP"],
+            [6, 6, 0, 3, 1, "CONDITIONING"],
+            [7, 7, 0, 3, 2, "CONDITIONING"],
+            [8, 5, 0, 3, 3, "LATENT"],
+            [9, 4, 2, 8, 1, "VAE"],
+            [10, 3, 0, 8, 0, "LATENT"],
+            [11, 8, 0, 9, 0, "IMAGE"],
+        ],
     )
 
 
@@ -188,14 +294,28 @@ def test_an_api_prompt_is_refused() -> None:
 def test_a_whole_graph_converts_with_named_widgets_links_and_titles() -> None:
     prompt = ui_to_api(txt2img(), OBJECT_INFO)
     assert prompt["3"] == {
-        "inputs": {"seed": 42, "steps": 20, "cfg": 7.5, "sampler_name": "euler", "scheduler": "karras",
-                   "denoise": 1.0, "model": ["10", 0], "positive": ["6", 0], "negative": ["7", 0],
-                   "latent_image": ["5", 0]},
+        "inputs": {
+            "seed": 42,
+            "steps": 20,
+            "cfg": 7.5,
+            "sampler_name": "euler",
+            "scheduler": "karras",
+            "denoise": 1.0,
+            "model": ["10", 0],
+            "positive": ["6", 0],
+            "negative": ["7", 0],
+            "latent_image": ["5", 0],
+        },
         "class_type": "KSampler",
         "_meta": {"title": "KSampler"},
     }
-    assert prompt["10"]["inputs"] == {"lora_name": "x.safetensors", "strength_model": 0.8,
-                                      "strength_clip": 0.7, "model": ["4", 0], "clip": ["4", 1]}
+    assert prompt["10"]["inputs"] == {
+        "lora_name": "x.safetensors",
+        "strength_model": 0.8,
+        "strength_clip": 0.7,
+        "model": ["4", 0],
+        "clip": ["4", 1],
+    }
     assert prompt["10"]["_meta"] == {"title": "LoraLoader"}, "no display_name: the class name"
     assert prompt["4"]["_meta"] == {"title": "Load Checkpoint"}
 
@@ -207,13 +327,16 @@ def test_a_node_title_set_in_the_gui_is_kept() -> None:
 
 
 def test_control_after_generate_values_are_not_sent() -> None:
-    ui = workflow([
-        node(1, "RandomNoise", [123, "increment"]),            # V3 seed named noise_seed
-        node(2, "PickStyle", ["oil", "randomize", "", 0.25]),  # combo: control + filter list
-        node(3, "FixedSeed", [9, "fixed"]),                    # spec turns the control off...
-        node(4, "LoadImage", ["cat.png", "image"]),            # ...upload button value
-        node(5, "KSamplerSelect", ["dpmpp_2m"]),
-    ], [])
+    ui = workflow(
+        [
+            node(1, "RandomNoise", [123, "increment"]),  # V3 seed named noise_seed
+            node(2, "PickStyle", ["oil", "randomize", "", 0.25]),  # combo: control + filter list
+            node(3, "FixedSeed", [9, "fixed"]),  # spec turns the control off...
+            node(4, "LoadImage", ["cat.png", "image"]),  # ...upload button value
+            node(5, "KSamplerSelect", ["dpmpp_2m"]),
+        ],
+        [],
+    )
     prompt = ui_to_api(ui, OBJECT_INFO)
     assert inputs_of(prompt, "1") == {"noise_seed": 123}
     assert inputs_of(prompt, "2") == {"style": "oil", "strength": 0.25}
@@ -223,23 +346,47 @@ def test_control_after_generate_values_are_not_sent() -> None:
 
 
 def test_missing_values_take_defaults_and_extra_values_are_ignored() -> None:
-    ui = workflow([
-        node(1, "KSampler", [7, "fixed", 30]),                       # saved by an older node version
-        node(2, "EmptyLatentImage", [640, 480, 2, "Status: done"]),  # trailing UI-only text
-    ], [])
+    ui = workflow(
+        [
+            node(1, "KSampler", [7, "fixed", 30]),  # saved by an older node version
+            node(2, "EmptyLatentImage", [640, 480, 2, "Status: done"]),  # trailing UI-only text
+        ],
+        [],
+    )
     prompt = ui_to_api(ui, OBJECT_INFO)
-    assert inputs_of(prompt, "1") == {"seed": 7, "steps": 30, "cfg": 8.0, "sampler_name": "euler",
-                                      "scheduler": "normal", "denoise": 1.0}
+    assert inputs_of(prompt, "1") == {
+        "seed": 7,
+        "steps": 30,
+        "cfg": 8.0,
+        "sampler_name": "euler",
+        "scheduler": "normal",
+        "denoise": 1.0,
+    }
     assert inputs_of(prompt, "2") == {"width": 640, "height": 480, "batch_size": 2}
 
 
 def test_widget_values_saved_as_a_dict_are_read_by_name() -> None:
-    ui = workflow([node(1, "EmptyLatentImage", {
-        "height": 300, "width": 200, "extra_widget": "kept",
-        "videopreview": {"hidden": False}, "control_after_generate": "fixed",
-    })], [])
+    ui = workflow(
+        [
+            node(
+                1,
+                "EmptyLatentImage",
+                {
+                    "height": 300,
+                    "width": 200,
+                    "extra_widget": "kept",
+                    "videopreview": {"hidden": False},
+                    "control_after_generate": "fixed",
+                },
+            )
+        ],
+        [],
+    )
     assert inputs_of(ui_to_api(ui, OBJECT_INFO), "1") == {
-        "height": 300, "width": 200, "extra_widget": "kept", "batch_size": 1,
+        "height": 300,
+        "width": 200,
+        "extra_widget": "kept",
+        "batch_size": 1,
     }
 
 
@@ -256,11 +403,15 @@ def test_list_values_are_wrapped_so_they_are_not_read_as_links() -> None:
 
 
 def test_a_widget_turned_into_a_linked_input_takes_the_link() -> None:
-    ui = workflow([
-        node(1, "FixedSeed", [5, "x"], outputs=[out("INT", "INT", [1])]),
-        node(2, "KSampler", [42, "fixed", 20, 8, "euler", "normal", 1],
-             inputs=[inp("seed", "INT", 1, widget=True)]),
-    ], [[1, 1, 0, 2, 0, "INT"]])
+    ui = workflow(
+        [
+            node(1, "FixedSeed", [5, "x"], outputs=[out("INT", "INT", [1])]),
+            node(
+                2, "KSampler", [42, "fixed", 20, 8, "euler", "normal", 1], inputs=[inp("seed", "INT", 1, widget=True)]
+            ),
+        ],
+        [[1, 1, 0, 2, 0, "INT"]],
+    )
     assert inputs_of(ui_to_api(ui, OBJECT_INFO), "2")["seed"] == ["1", 0]
 
 
@@ -277,13 +428,20 @@ def test_prompt_text_and_filename_dates_are_sent_untouched() -> None:
 
 
 def test_primitive_node_value_goes_into_every_widget_it_feeds() -> None:
-    ui = workflow([
-        node(20, "PrimitiveNode", [1234, "fixed"], mode=4,  # even bypassed, it still applies
-             outputs=[{"name": "INT", "type": "INT", "links": [1, 2], "widget": {"name": "seed"}}]),
-        node(1, "KSampler", [1, "fixed", 20, 8, "euler", "normal", 1],
-             inputs=[inp("seed", "INT", 1, widget=True)]),
-        node(2, "FixedSeed", [7, ""], inputs=[inp("seed", "INT", 2, widget=True)]),
-    ], [[1, 20, 0, 1, 0, "INT"], [2, 20, 0, 2, 0, "INT"]])
+    ui = workflow(
+        [
+            node(
+                20,
+                "PrimitiveNode",
+                [1234, "fixed"],
+                mode=4,  # even bypassed, it still applies
+                outputs=[{"name": "INT", "type": "INT", "links": [1, 2], "widget": {"name": "seed"}}],
+            ),
+            node(1, "KSampler", [1, "fixed", 20, 8, "euler", "normal", 1], inputs=[inp("seed", "INT", 1, widget=True)]),
+            node(2, "FixedSeed", [7, ""], inputs=[inp("seed", "INT", 2, widget=True)]),
+        ],
+        [[1, 20, 0, 1, 0, "INT"], [2, 20, 0, 2, 0, "INT"]],
+    )
     prompt = ui_to_api(ui, OBJECT_INFO)
     assert set(prompt) == {"1", "2"}
     assert inputs_of(prompt, "1")["seed"] == 1234
@@ -291,15 +449,17 @@ def test_primitive_node_value_goes_into_every_widget_it_feeds() -> None:
 
 
 def test_reroutes_are_passed_through() -> None:
-    ui = workflow([
-        node(1, "LoadImage", ["cat.png", "image"], outputs=[out("IMAGE", "IMAGE", [1])]),
-        node(2, "Reroute", None, inputs=[inp("", "*", 1)], outputs=[out("", "IMAGE", [2])]),
-        node(3, "Reroute", None, inputs=[inp("", "*", 2)], outputs=[out("", "IMAGE", [3])]),
-        node(4, "SaveImage", ["x"], inputs=[inp("images", "IMAGE", 3)]),
-        node(5, "Reroute", None, inputs=[inp("", "*", None)], outputs=[out("", "IMAGE", [4])]),
-        node(6, "SaveImage", ["y"], inputs=[inp("images", "IMAGE", 4)]),
-    ], [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"], [3, 3, 0, 4, 0, "IMAGE"],
-        [4, 5, 0, 6, 0, "IMAGE"]])
+    ui = workflow(
+        [
+            node(1, "LoadImage", ["cat.png", "image"], outputs=[out("IMAGE", "IMAGE", [1])]),
+            node(2, "Reroute", None, inputs=[inp("", "*", 1)], outputs=[out("", "IMAGE", [2])]),
+            node(3, "Reroute", None, inputs=[inp("", "*", 2)], outputs=[out("", "IMAGE", [3])]),
+            node(4, "SaveImage", ["x"], inputs=[inp("images", "IMAGE", 3)]),
+            node(5, "Reroute", None, inputs=[inp("", "*", None)], outputs=[out("", "IMAGE", [4])]),
+            node(6, "SaveImage", ["y"], inputs=[inp("images", "IMAGE", 4)]),
+        ],
+        [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"], [3, 3, 0, 4, 0, "IMAGE"], [4, 5, 0, 6, 0, "IMAGE"]],
+    )
     prompt = ui_to_api(ui, OBJECT_INFO)
     assert set(prompt) == {"1", "4", "6"}
     assert inputs_of(prompt, "4") == {"filename_prefix": "x", "images": ["1", 0]}
@@ -332,24 +492,39 @@ def test_a_bypassed_node_passes_its_inputs_through() -> None:
 
 def test_bypass_picks_the_input_of_the_wanted_type() -> None:
     # MaskedPaste: inputs (mask MASK, image IMAGE) -> IMAGE. Slot 0 does not fit, IMAGE at 1 does.
-    ui = workflow([
-        node(1, "LoadImage", ["cat.png", "image"],
-             outputs=[out("IMAGE", "IMAGE", [1]), out("MASK", "MASK", [2])]),
-        node(2, "MaskedPaste", mode=4, inputs=[inp("mask", "MASK", 2), inp("image", "IMAGE", 1)],
-             outputs=[out("IMAGE", "IMAGE", [3])]),
-        node(3, "SaveImage", ["x"], inputs=[inp("images", "IMAGE", 3)]),
-    ], [[1, 1, 0, 2, 1, "IMAGE"], [2, 1, 1, 2, 0, "MASK"], [3, 2, 0, 3, 0, "IMAGE"]])
+    ui = workflow(
+        [
+            node(1, "LoadImage", ["cat.png", "image"], outputs=[out("IMAGE", "IMAGE", [1]), out("MASK", "MASK", [2])]),
+            node(
+                2,
+                "MaskedPaste",
+                mode=4,
+                inputs=[inp("mask", "MASK", 2), inp("image", "IMAGE", 1)],
+                outputs=[out("IMAGE", "IMAGE", [3])],
+            ),
+            node(3, "SaveImage", ["x"], inputs=[inp("images", "IMAGE", 3)]),
+        ],
+        [[1, 1, 0, 2, 1, "IMAGE"], [2, 1, 1, 2, 0, "MASK"], [3, 2, 0, 3, 0, "IMAGE"]],
+    )
     assert inputs_of(ui_to_api(ui, OBJECT_INFO), "3")["images"] == ["1", 0]
 
 
 def test_bypass_into_an_any_type_input_takes_the_same_slot_and_chains() -> None:
-    ui = workflow([
-        node(1, "LoadImage", ["cat.png", "image"], outputs=[out("IMAGE", "IMAGE", [1])]),
-        node(2, "AnyPass", mode=4, inputs=[inp("value", "*", 1)], outputs=[out("*", "*", [2])]),
-        node(3, "MaskedPaste", mode=4, inputs=[inp("mask", "MASK", None), inp("image", "IMAGE", 2)],
-             outputs=[out("IMAGE", "IMAGE", [3])]),
-        node(4, "PreviewAny", inputs=[inp("source", "*", 3)]),
-    ], [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 1, "*"], [3, 3, 0, 4, 0, "IMAGE"]])
+    ui = workflow(
+        [
+            node(1, "LoadImage", ["cat.png", "image"], outputs=[out("IMAGE", "IMAGE", [1])]),
+            node(2, "AnyPass", mode=4, inputs=[inp("value", "*", 1)], outputs=[out("*", "*", [2])]),
+            node(
+                3,
+                "MaskedPaste",
+                mode=4,
+                inputs=[inp("mask", "MASK", None), inp("image", "IMAGE", 2)],
+                outputs=[out("IMAGE", "IMAGE", [3])],
+            ),
+            node(4, "PreviewAny", inputs=[inp("source", "*", 3)]),
+        ],
+        [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 1, "*"], [3, 3, 0, 4, 0, "IMAGE"]],
+    )
     # PreviewAny wants "*": MaskedPaste gives its slot 0 (mask), which is not connected.
     assert inputs_of(ui_to_api(ui, OBJECT_INFO), "4") == {}
     ui["nodes"][2]["inputs"] = [inp("image", "IMAGE", 2), inp("mask", "MASK", None)]
@@ -357,12 +532,20 @@ def test_bypass_into_an_any_type_input_takes_the_same_slot_and_chains() -> None:
 
 
 def test_bypass_without_a_fitting_input_leaves_the_input_unset() -> None:
-    ui = workflow([
-        node(1, "EmptyLatentImage", [512, 512, 1], outputs=[out("LATENT", "LATENT", [1])]),
-        node(2, "VAEDecode", mode=4, inputs=[inp("samples", "LATENT", 1), inp("vae", "VAE", None)],
-             outputs=[out("IMAGE", "IMAGE", [2])]),
-        node(3, "SaveImage", ["x"], inputs=[inp("images", "IMAGE", 2)]),
-    ], [[1, 1, 0, 2, 0, "LATENT"], [2, 2, 0, 3, 0, "IMAGE"]])
+    ui = workflow(
+        [
+            node(1, "EmptyLatentImage", [512, 512, 1], outputs=[out("LATENT", "LATENT", [1])]),
+            node(
+                2,
+                "VAEDecode",
+                mode=4,
+                inputs=[inp("samples", "LATENT", 1), inp("vae", "VAE", None)],
+                outputs=[out("IMAGE", "IMAGE", [2])],
+            ),
+            node(3, "SaveImage", ["x"], inputs=[inp("images", "IMAGE", 2)]),
+        ],
+        [[1, 1, 0, 2, 0, "LATENT"], [2, 2, 0, 3, 0, "IMAGE"]],
+    )
     assert inputs_of(ui_to_api(ui, OBJECT_INFO), "3") == {"filename_prefix": "x"}
 
 
@@ -380,8 +563,11 @@ def test_unknown_node_classes_are_emitted_for_the_server_to_reject() -> None:
     ui["nodes"][7]["type"] = "FancySave"
     ui["nodes"][7]["widgets_values"] = {"format": "webp"}
     prompt = ui_to_api(ui, OBJECT_INFO)
-    assert prompt["9"] == {"inputs": {"format": "webp", "images": ["8", 0]}, "class_type": "FancySave",
-                           "_meta": {"title": "FancySave"}}
+    assert prompt["9"] == {
+        "inputs": {"format": "webp", "images": ["8", 0]},
+        "class_type": "FancySave",
+        "_meta": {"title": "FancySave"},
+    }
     assert unknown_class_types(prompt, OBJECT_INFO) == {"9": "FancySave"}
     with pytest.raises(ConversionError, match=r"^node 9 \(FancySave\): the server has no node class"):
         ui_to_api(ui, OBJECT_INFO, strict=True)
@@ -398,11 +584,14 @@ def test_a_link_missing_from_the_links_list_is_an_error_naming_the_node() -> Non
 
 
 def test_reroutes_in_a_circle_are_an_error() -> None:
-    ui = workflow([
-        node(1, "Reroute", None, inputs=[inp("", "*", 2)], outputs=[out("", "*", [1])]),
-        node(2, "Reroute", None, inputs=[inp("", "*", 1)], outputs=[out("", "*", [2, 3])]),
-        node(3, "SaveImage", ["x"], inputs=[inp("images", "IMAGE", 3)]),
-    ], [[1, 1, 0, 2, 0, "*"], [2, 2, 0, 1, 0, "*"], [3, 2, 0, 3, 0, "IMAGE"]])
+    ui = workflow(
+        [
+            node(1, "Reroute", None, inputs=[inp("", "*", 2)], outputs=[out("", "*", [1])]),
+            node(2, "Reroute", None, inputs=[inp("", "*", 1)], outputs=[out("", "*", [2, 3])]),
+            node(3, "SaveImage", ["x"], inputs=[inp("images", "IMAGE", 3)]),
+        ],
+        [[1, 1, 0, 2, 0, "*"], [2, 2, 0, 1, 0, "*"], [3, 2, 0, 3, 0, "IMAGE"]],
+    )
     with pytest.raises(ConversionError, match="circle"):
         ui_to_api(ui, OBJECT_INFO)
 
@@ -416,7 +605,9 @@ def sampler_subgraph() -> dict[str, Any]:
     """A subgraph: (model, seed widget, latent) -> KSampler + its prompt -> latent, and a bare
     passthrough output for the model."""
     return {
-        "id": SUBGRAPH_ID, "name": "Sampler", "version": 1,
+        "id": SUBGRAPH_ID,
+        "name": "Sampler",
+        "version": 1,
         "inputNode": {"id": -10, "bounding": [0, 0, 1, 1]},
         "outputNode": {"id": -20, "bounding": [0, 0, 1, 1]},
         "inputs": [
@@ -431,13 +622,27 @@ def sampler_subgraph() -> dict[str, Any]:
         ],
         "widgets": [],
         "nodes": [
-            node(1, "KSampler", [5, "randomize", 12, 6.0, "euler", "normal", 1.0],
-                 inputs=[inp("model", "MODEL", 1), inp("positive", "CONDITIONING", 5),
-                         inp("negative", "CONDITIONING", 5), inp("latent_image", "LATENT", 4),
-                         inp("seed", "INT", 2, widget=True)],
-                 outputs=[out("LATENT", "LATENT", [6])]),
-            node(2, "CLIPTextEncode", ["inside"], inputs=[inp("clip", "CLIP", 3)],
-                 outputs=[out("CONDITIONING", "CONDITIONING", [5])], title="Inner prompt"),
+            node(
+                1,
+                "KSampler",
+                [5, "randomize", 12, 6.0, "euler", "normal", 1.0],
+                inputs=[
+                    inp("model", "MODEL", 1),
+                    inp("positive", "CONDITIONING", 5),
+                    inp("negative", "CONDITIONING", 5),
+                    inp("latent_image", "LATENT", 4),
+                    inp("seed", "INT", 2, widget=True),
+                ],
+                outputs=[out("LATENT", "LATENT", [6])],
+            ),
+            node(
+                2,
+                "CLIPTextEncode",
+                ["inside"],
+                inputs=[inp("clip", "CLIP", 3)],
+                outputs=[out("CONDITIONING", "CONDITIONING", [5])],
+                title="Inner prompt",
+            ),
             node(3, "Note", ["a note inside"]),
         ],
         "links": [
@@ -452,26 +657,46 @@ def sampler_subgraph() -> dict[str, Any]:
     }
 
 
-def subgraph_workflow(instance_widgets: Any, properties: dict[str, Any] | None = None,
-                      mode: int = 0) -> dict[str, Any]:
+def subgraph_workflow(instance_widgets: Any, properties: dict[str, Any] | None = None, mode: int = 0) -> dict[str, Any]:
     """Checkpoint + latent outside, the Sampler subgraph as node 30, then VAEDecode."""
     return workflow(
         [
-            node(4, "CheckpointLoaderSimple", ["a.safetensors"],
-                 outputs=[out("MODEL", "MODEL", [1]), out("CLIP", "CLIP", [2]), out("VAE", "VAE", [5])]),
+            node(
+                4,
+                "CheckpointLoaderSimple",
+                ["a.safetensors"],
+                outputs=[out("MODEL", "MODEL", [1]), out("CLIP", "CLIP", [2]), out("VAE", "VAE", [5])],
+            ),
             node(5, "EmptyLatentImage", [512, 512, 1], outputs=[out("LATENT", "LATENT", [3])]),
-            node(30, SUBGRAPH_ID, instance_widgets, mode=mode, properties=properties or {},
-                 inputs=[inp("model", "MODEL", 1), inp("clip", "CLIP", 2), inp("latent", "LATENT", 3)],
-                 outputs=[out("LATENT", "LATENT", [4]), out("model", "MODEL", [6])]),
-            node(8, "VAEDecode", inputs=[inp("samples", "LATENT", 4), inp("vae", "VAE", 5)],
-                 outputs=[out("IMAGE", "IMAGE", [7])]),
+            node(
+                30,
+                SUBGRAPH_ID,
+                instance_widgets,
+                mode=mode,
+                properties=properties or {},
+                inputs=[inp("model", "MODEL", 1), inp("clip", "CLIP", 2), inp("latent", "LATENT", 3)],
+                outputs=[out("LATENT", "LATENT", [4]), out("model", "MODEL", [6])],
+            ),
+            node(
+                8,
+                "VAEDecode",
+                inputs=[inp("samples", "LATENT", 4), inp("vae", "VAE", 5)],
+                outputs=[out("IMAGE", "IMAGE", [7])],
+            ),
             node(9, "SaveImage", ["x"], inputs=[inp("images", "IMAGE", 7)]),
-            node(11, "LoraLoader", ["x.safetensors", 1, 1],
-                 inputs=[inp("model", "MODEL", 6), inp("clip", "CLIP", None)]),
+            node(
+                11, "LoraLoader", ["x.safetensors", 1, 1], inputs=[inp("model", "MODEL", 6), inp("clip", "CLIP", None)]
+            ),
         ],
-        [[1, 4, 0, 30, 0, "MODEL"], [2, 4, 1, 30, 1, "CLIP"], [3, 5, 0, 30, 2, "LATENT"],
-         [4, 30, 0, 8, 0, "LATENT"], [5, 4, 2, 8, 1, "VAE"], [6, 30, 1, 11, 0, "MODEL"],
-         [7, 8, 0, 9, 0, "IMAGE"]],
+        [
+            [1, 4, 0, 30, 0, "MODEL"],
+            [2, 4, 1, 30, 1, "CLIP"],
+            [3, 5, 0, 30, 2, "LATENT"],
+            [4, 30, 0, 8, 0, "LATENT"],
+            [5, 4, 2, 8, 1, "VAE"],
+            [6, 30, 1, 11, 0, "MODEL"],
+            [7, 8, 0, 9, 0, "IMAGE"],
+        ],
         definitions={"subgraphs": [sampler_subgraph()]},
     )
 
@@ -480,12 +705,22 @@ def test_a_subgraph_is_flattened_with_outer_inner_ids() -> None:
     prompt = ui_to_api(subgraph_workflow([777], {"proxyWidgets": [["-1", "seed"]]}), OBJECT_INFO)
     assert set(prompt) == {"4", "5", "30:1", "30:2", "8", "9", "11"}
     assert prompt["30:1"]["inputs"] == {
-        "seed": 777, "steps": 12, "cfg": 6.0, "sampler_name": "euler", "scheduler": "normal",
-        "denoise": 1.0, "model": ["4", 0], "positive": ["30:2", 0], "negative": ["30:2", 0],
+        "seed": 777,
+        "steps": 12,
+        "cfg": 6.0,
+        "sampler_name": "euler",
+        "scheduler": "normal",
+        "denoise": 1.0,
+        "model": ["4", 0],
+        "positive": ["30:2", 0],
+        "negative": ["30:2", 0],
         "latent_image": ["5", 0],
     }
-    assert prompt["30:2"] == {"inputs": {"text": "inside", "clip": ["4", 1]},
-                              "class_type": "CLIPTextEncode", "_meta": {"title": "Inner prompt"}}
+    assert prompt["30:2"] == {
+        "inputs": {"text": "inside", "clip": ["4", 1]},
+        "class_type": "CLIPTextEncode",
+        "_meta": {"title": "Inner prompt"},
+    }
     assert inputs_of(prompt, "8")["samples"] == ["30:1", 0]
     assert inputs_of(prompt, "11")["model"] == ["4", 0], "subgraph input wired straight to an output"
 
@@ -515,8 +750,14 @@ def test_a_linked_subgraph_input_wins_over_its_widget() -> None:
 
 def test_a_primitive_node_feeding_a_subgraph_widget_reaches_the_inner_node() -> None:
     ui = subgraph_workflow([777])
-    ui["nodes"].append(node(12, "PrimitiveNode", [31337, "fixed"],
-                            outputs=[{"name": "INT", "type": "INT", "links": [8], "widget": {"name": "seed"}}]))
+    ui["nodes"].append(
+        node(
+            12,
+            "PrimitiveNode",
+            [31337, "fixed"],
+            outputs=[{"name": "INT", "type": "INT", "links": [8], "widget": {"name": "seed"}}],
+        )
+    )
     ui["nodes"][2]["inputs"].append(inp("seed", "INT", 8, widget=True))
     ui["links"].append([8, 12, 0, 30, 3, "INT"])
     assert inputs_of(ui_to_api(ui, OBJECT_INFO), "30:1")["seed"] == 31337
@@ -538,14 +779,23 @@ def test_nested_subgraphs_get_nested_ids() -> None:
     inner = sampler_subgraph()
     outer_id = "a1b2c3d4-0000-4000-8000-000000000002"
     outer = {
-        "id": outer_id, "name": "Wrapper",
-        "inputs": [{"id": "w0", "name": "model", "type": "MODEL", "linkIds": [1]},
-                   {"id": "w1", "name": "clip", "type": "CLIP", "linkIds": [2]},
-                   {"id": "w2", "name": "latent", "type": "LATENT", "linkIds": [3]}],
+        "id": outer_id,
+        "name": "Wrapper",
+        "inputs": [
+            {"id": "w0", "name": "model", "type": "MODEL", "linkIds": [1]},
+            {"id": "w1", "name": "clip", "type": "CLIP", "linkIds": [2]},
+            {"id": "w2", "name": "latent", "type": "LATENT", "linkIds": [3]},
+        ],
         "outputs": [{"id": "wo", "name": "LATENT", "type": "LATENT", "linkIds": [4]}],
-        "nodes": [node(7, SUBGRAPH_ID, [55],
-                       inputs=[inp("model", "MODEL", 1), inp("clip", "CLIP", 2), inp("latent", "LATENT", 3)],
-                       outputs=[out("LATENT", "LATENT", [4]), out("model", "MODEL", [])])],
+        "nodes": [
+            node(
+                7,
+                SUBGRAPH_ID,
+                [55],
+                inputs=[inp("model", "MODEL", 1), inp("clip", "CLIP", 2), inp("latent", "LATENT", 3)],
+                outputs=[out("LATENT", "LATENT", [4]), out("model", "MODEL", [])],
+            )
+        ],
         "links": [
             link(1, -10, 0, 7, 0, "MODEL"),
             link(2, -10, 1, 7, 1, "CLIP"),
@@ -584,8 +834,14 @@ def group_node_workflow(group_widgets: list[Any]) -> dict[str, Any]:
         "nodes": [
             node(-1, "RandomNoise", [1, "randomize"], outputs=[out("NOISE", "NOISE", [])], index=0),
             node(-1, "KSamplerSelect", ["euler"], outputs=[out("SAMPLER", "SAMPLER", [])], index=1),
-            node(-1, "BasicScheduler", ["simple", 20, 1], inputs=[inp("model", "MODEL", None)],
-                 outputs=[out("SIGMAS", "SIGMAS", [])], index=2),
+            node(
+                -1,
+                "BasicScheduler",
+                ["simple", 20, 1],
+                inputs=[inp("model", "MODEL", None)],
+                outputs=[out("SIGMAS", "SIGMAS", [])],
+                index=2,
+            ),
             node(-1, "Note", ["inside"], index=3),
         ],
         "links": [],
@@ -594,9 +850,13 @@ def group_node_workflow(group_widgets: list[Any]) -> dict[str, Any]:
     return workflow(
         [
             node(4, "CheckpointLoaderSimple", ["a.safetensors"], outputs=[out("MODEL", "MODEL", [1])]),
-            node(42, "workflow>Sampling", group_widgets, inputs=[inp("model", "MODEL", 1)],
-                 outputs=[out("NOISE", "NOISE", []), out("SAMPLER", "SAMPLER", []),
-                          out("SIGMAS", "SIGMAS", [2])]),
+            node(
+                42,
+                "workflow>Sampling",
+                group_widgets,
+                inputs=[inp("model", "MODEL", 1)],
+                outputs=[out("NOISE", "NOISE", []), out("SAMPLER", "SAMPLER", []), out("SIGMAS", "SIGMAS", [2])],
+            ),
             node(43, "AnyPass", inputs=[inp("value", "*", 2)]),
         ],
         [[1, 4, 0, 42, 0, "MODEL"], [2, 42, 2, 43, 0, "SIGMAS"]],
@@ -605,14 +865,15 @@ def group_node_workflow(group_widgets: list[Any]) -> dict[str, Any]:
 
 
 def test_a_group_node_spreads_its_widget_values_over_its_inner_nodes() -> None:
-    prompt = ui_to_api(group_node_workflow([2419, "increment", "dpmpp_2m", "simple", 50, 0.5]),
-                       OBJECT_INFO)
+    prompt = ui_to_api(group_node_workflow([2419, "increment", "dpmpp_2m", "simple", 50, 0.5]), OBJECT_INFO)
     assert set(prompt) == {"4", "42:0", "42:1", "42:2", "43"}
-    assert prompt["42:0"] == {"inputs": {"noise_seed": 2419}, "class_type": "RandomNoise",
-                              "_meta": {"title": "RandomNoise"}}
+    assert prompt["42:0"] == {
+        "inputs": {"noise_seed": 2419},
+        "class_type": "RandomNoise",
+        "_meta": {"title": "RandomNoise"},
+    }
     assert inputs_of(prompt, "42:1") == {"sampler_name": "dpmpp_2m"}
-    assert inputs_of(prompt, "42:2") == {"scheduler": "simple", "steps": 50, "denoise": 0.5,
-                                         "model": ["4", 0]}
+    assert inputs_of(prompt, "42:2") == {"scheduler": "simple", "steps": 50, "denoise": 0.5, "model": ["4", 0]}
     assert inputs_of(prompt, "43") == {"value": ["42:2", 0]}
 
 
@@ -625,17 +886,20 @@ def test_a_group_node_without_values_uses_its_definition() -> None:
 def test_group_node_internal_links_and_a_grouped_primitive() -> None:
     ui = group_node_workflow([])
     definition = ui["extra"]["groupNodes"]["Sampling"]
-    definition["nodes"][3] = node(-1, "PrimitiveNode", [30, "fixed"], index=3,
-                                  outputs=[{"name": "INT", "type": "INT", "links": [],
-                                            "widget": {"name": "steps"}}])
+    definition["nodes"][3] = node(
+        -1,
+        "PrimitiveNode",
+        [30, "fixed"],
+        index=3,
+        outputs=[{"name": "INT", "type": "INT", "links": [], "widget": {"name": "steps"}}],
+    )
     definition["nodes"][2]["inputs"].append(inp("steps", "INT", None, widget=True))
     # [origin index, origin slot, target index, target slot, origin id, type]
     definition["links"] = [[3, 0, 2, 1, 9, "INT"]]
     # Group widgets: noise_seed, control, sampler_name, scheduler, denoise, then the primitive.
     ui["nodes"][1]["widgets_values"] = [5, "fixed", "euler", "simple", 0.75, 12, "fixed"]
     prompt = ui_to_api(ui, OBJECT_INFO)
-    assert inputs_of(prompt, "42:2") == {"scheduler": "simple", "steps": 12, "denoise": 0.75,
-                                         "model": ["4", 0]}
+    assert inputs_of(prompt, "42:2") == {"scheduler": "simple", "steps": 12, "denoise": 0.75, "model": ["4", 0]}
     assert "42:3" not in prompt
 
 
@@ -712,10 +976,15 @@ def _check_prompt(prompt: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def test_template_corpus_is_there_and_mostly_convertible() -> None:
-    excluded = {p.name: sorted(_classes_needed(ui) - SERVER_OBJECT_INFO.keys())
-                for p, ui in TEMPLATES if (p, ui) not in CONVERTIBLE}
-    print(f"\n{len(CONVERTIBLE)} of {len(TEMPLATES)} templates convertible; excluded for classes "
-          f"the 0.3.75 test server lacks: {excluded}")
+    excluded = {
+        p.name: sorted(_classes_needed(ui) - SERVER_OBJECT_INFO.keys())
+        for p, ui in TEMPLATES
+        if (p, ui) not in CONVERTIBLE
+    }
+    print(
+        f"\n{len(CONVERTIBLE)} of {len(TEMPLATES)} templates convertible; excluded for classes "
+        f"the 0.3.75 test server lacks: {excluded}"
+    )
     # comfyui-workflow-templates 0.7.25: 188 workflows, 162 convertible (26 need audio or
     # custom-node classes the test server does not have).
     assert len(TEMPLATES) >= 150

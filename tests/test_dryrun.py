@@ -45,7 +45,11 @@ def plans_for(tmp_path: Path, prompts: list[dict[str, Any]], generic: dict[str, 
 def test_one_line_per_job_with_its_seed_and_what_varies(tmp_path: Path) -> None:
     plans = plans_for(
         tmp_path,
-        [{"positive": "a red fox", "seed": 5}, {"positive": "a blue bird " * 10, "seed": "random"}, {"positive": "a cat", "width": 640}],
+        [
+            {"positive": "a red fox", "seed": 5},
+            {"positive": "a blue bird " * 10, "seed": "random"},
+            {"positive": "a cat", "width": 640},
+        ],
         generic={"width": 512, "steps": 4},
     )
     drawn = plans[1].job.values["seed"]

@@ -35,23 +35,54 @@ def _edit_workflow(path: Path, change: Callable[[dict[str, Any]], None]) -> None
 BAD_INPUTS: list[tuple[str, Callable[[Path], None], list[str]]] = [
     ("missing batch file", lambda p: p.unlink(), ["batch.json: batch file not found"]),
     ("invalid JSON", lambda p: p.write_text('{"parameters": {,}}'), ["batch.json, line 1, column 17: invalid JSON"]),
-    ("prompts not a list", lambda p: _edit_batch(p, lambda d: d.update(prompts={"color": 1})), ["prompts: expected a list"]),
-    ("wrong value type", lambda p: _edit_batch(p, lambda d: d["prompts"].append({"width": "big"})),
-     ["prompts[1].width: expected an integer for 1,inputs,width, got text 'big'"]),
-    ("key absent from workflow_items", lambda p: _edit_batch(p, lambda d: d["prompts"].append({"height": 5})),
-     ["prompts[1].height: 'height' is not a key of parameters.workflow_items"]),
-    ("node id not in workflow", lambda p: _edit_batch(p, lambda d: d["parameters"]["workflow_items"].update(color="7,inputs,color")),
-     ["parameters.workflow_items.color: node '7' is not in the workflow (its nodes: 1, 2, 3)"]),
-    ("field not in node", lambda p: _edit_batch(p, lambda d: d["parameters"]["workflow_items"].update(color="1,inputs,colour")),
-     ["no inputs field 'colour' (it has: width, height, batch_size, color)"]),
-    ("missing workflow file", lambda p: _edit_batch(p, lambda d: d["parameters"].update(workflow_file="nope.json")),
-     ["parameters.workflow_file: workflow file 'nope.json' not found"]),
-    ("GUI-format workflow", lambda p: _edit_workflow(p, lambda d: (d.clear(), d.update(nodes=[], links=[]))),
-     ["GUI format", "no node that would run"]),
-    ("output folder that is a file", lambda p: (p.parent.joinpath("taken").write_text("x"), _edit_batch(p, lambda d: d["parameters"]["save_images"].update(output_directory=str(p.parent / "taken")))),
-     ["parameters.save_images.output_directory: cannot write in"]),
-    ("prefix escaping the output folder", lambda p: _edit_batch(p, lambda d: d["parameters"]["save_images"].update(filename_prefix="../up")),
-     ["refusing filename_prefix '../up'"]),
+    (
+        "prompts not a list",
+        lambda p: _edit_batch(p, lambda d: d.update(prompts={"color": 1})),
+        ["prompts: expected a list"],
+    ),
+    (
+        "wrong value type",
+        lambda p: _edit_batch(p, lambda d: d["prompts"].append({"width": "big"})),
+        ["prompts[1].width: expected an integer for 1,inputs,width, got text 'big'"],
+    ),
+    (
+        "key absent from workflow_items",
+        lambda p: _edit_batch(p, lambda d: d["prompts"].append({"height": 5})),
+        ["prompts[1].height: 'height' is not a key of parameters.workflow_items"],
+    ),
+    (
+        "node id not in workflow",
+        lambda p: _edit_batch(p, lambda d: d["parameters"]["workflow_items"].update(color="7,inputs,color")),
+        ["parameters.workflow_items.color: node '7' is not in the workflow (its nodes: 1, 2, 3)"],
+    ),
+    (
+        "field not in node",
+        lambda p: _edit_batch(p, lambda d: d["parameters"]["workflow_items"].update(color="1,inputs,colour")),
+        ["no inputs field 'colour' (it has: width, height, batch_size, color)"],
+    ),
+    (
+        "missing workflow file",
+        lambda p: _edit_batch(p, lambda d: d["parameters"].update(workflow_file="nope.json")),
+        ["parameters.workflow_file: workflow file 'nope.json' not found"],
+    ),
+    (
+        "GUI-format workflow",
+        lambda p: _edit_workflow(p, lambda d: (d.clear(), d.update(nodes=[], links=[]))),
+        ["GUI format", "no node that would run"],
+    ),
+    (
+        "output folder that is a file",
+        lambda p: (
+            p.parent.joinpath("taken").write_text("x"),
+            _edit_batch(p, lambda d: d["parameters"]["save_images"].update(output_directory=str(p.parent / "taken"))),
+        ),
+        ["parameters.save_images.output_directory: cannot write in"],
+    ),
+    (
+        "prefix escaping the output folder",
+        lambda p: _edit_batch(p, lambda d: d["parameters"]["save_images"].update(filename_prefix="../up")),
+        ["refusing filename_prefix '../up'"],
+    ),
 ]
 
 
@@ -95,10 +126,14 @@ def test_bad_server_address_is_bad_input(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_cancels_only_our_prompts_and_exits_130(comfy_server: ComfyServer, tmp_path: Path) -> None:
-    batch = write_batch(tmp_path, [{"color": 100 + i, "steps": 20} for i in range(6)], workflow=image_workflow(step_ms=100))
+    batch = write_batch(
+        tmp_path, [{"color": 100 + i, "steps": 20} for i in range(6)], workflow=image_workflow(step_ms=100)
+    )
     process = subprocess.Popen(
         [sys.executable, str(REPO / "ComfyUI-API-BatchProcessing.py"), str(batch), "--server", comfy_server.url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     manifest = tmp_path / "out" / "batch.manifest.jsonl"
     wait_for(lambda: manifest.exists() and manifest.read_text().count('"queued"') >= 2)
@@ -109,7 +144,9 @@ def test_ctrl_c_cancels_only_our_prompts_and_exits_130(comfy_server: ComfyServer
     records = manifest_records(tmp_path / "out")
     ours = {r["prompt_id"] for r in records if r.get("prompt_id")}
     collected = {r["prompt_id"] for r in records if r["event"] == "ok"}
-    assert {r["event"] for r in records if r.get("prompt_id") in ours - collected and r["event"] != "queued"} == {"cancelled"}
+    assert {r["event"] for r in records if r.get("prompt_id") in ours - collected and r["event"] != "queued"} == {
+        "cancelled"
+    }
     wait_for(lambda: foreign in history_ids(comfy_server.url))  # the other client's prompt still runs
     queue = get_json(f"{comfy_server.url}/queue")
     assert not ours & {item[1] for item in queue["queue_running"] + queue["queue_pending"]}

@@ -22,7 +22,12 @@ MODEL_FILES = (".safetensors", ".ckpt", ".pt", ".pth", ".gguf")
 
 def test_the_examples_are_there() -> None:
     names = {p.name for p in WORKFLOWS}
-    assert {"wkf-sd15-text2image-API.json", "wkf-SDXL-base-API.json", "wkf-Flux1-Schnell-API.json", "wkf-Z-Image-Turbo-API.json"} <= names
+    assert {
+        "wkf-sd15-text2image-API.json",
+        "wkf-SDXL-base-API.json",
+        "wkf-Flux1-Schnell-API.json",
+        "wkf-Z-Image-Turbo-API.json",
+    } <= names
     assert (REPO / "batchs" / "prompt-1.json").exists()
 
 
@@ -47,7 +52,9 @@ def test_every_shipped_workflow_is_a_complete_graph_for_comfyui(comfy_server: Co
     for node_id, node in graph.items():
         spec = info[node["class_type"]]
         declared = {**spec["input"].get("required", {}), **spec["input"].get("optional", {})}
-        assert set(spec["input"].get("required", {})) <= set(node["inputs"]), f"{path.name} node {node_id}: missing inputs"
+        assert set(spec["input"].get("required", {})) <= set(node["inputs"]), (
+            f"{path.name} node {node_id}: missing inputs"
+        )
         assert set(node["inputs"]) <= set(declared), f"{path.name} node {node_id}: undeclared inputs"
         for name, value in node["inputs"].items():
             kind = declared[name][0]

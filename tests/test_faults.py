@@ -28,7 +28,11 @@ def test_hostile_server_names_are_refused(tmp_path: Path, filename: str, subfold
         run = run_cli(str(write_batch(tmp_path / "b", [{"color": 1}])), "--server", fake.url, "--no-validate")
     assert run.code == 1
     assert "refusing" in run.err and "outside the output directory" in run.err
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["batch.json", "batch.manifest.jsonl", "wf.json"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        "batch.json",
+        "batch.manifest.jsonl",
+        "wf.json",
+    ]
 
 
 def test_a_transfer_cut_short_leaves_no_file_and_fails_the_job(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
 """Checks that the test harness itself works: real server, custom test nodes, SD 1.5 checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,9 @@ from PIL import Image
 TEST_NODES = {"TestSlowSampler", "TestFail", "TestTextOutput", "TestFileOutputs"}
 
 
-def run_prompt(server: ComfyServer, prompt: dict[str, Any], timeout: float = 60.0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def run_prompt(
+    server: ComfyServer, prompt: dict[str, Any], timeout: float = 60.0
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Queue `prompt`, wait for it to finish; returns (history entry, JSON WS messages)."""
     client_id = uuid.uuid4().hex
     ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId={client_id}", timeout=10)
@@ -60,8 +63,11 @@ def test_custom_nodes_loaded(comfy_server: ComfyServer) -> None:
     assert {info[n]["python_module"] for n in TEST_NODES} == {"custom_nodes.batch_test_nodes"}
     assert info["TestSlowSampler"]["input"]["required"]["seed"][1]["max"] == 0xFFFFFFFFFFFFFFFF
     # Some built-in comfy_extras fail to import here (no torchaudio, kornia, spandrel); ours must not.
-    failures = [line for line in comfy_server.log_text().splitlines()
-                if ("IMPORT FAILED" in line or "Cannot import" in line) and "batch_test_nodes" in line]
+    failures = [
+        line
+        for line in comfy_server.log_text().splitlines()
+        if ("IMPORT FAILED" in line or "Cannot import" in line) and "batch_test_nodes" in line
+    ]
     assert failures == []
 
 
@@ -69,8 +75,10 @@ def test_slow_sampler_progress_and_image(comfy_server: ComfyServer) -> None:
     prefix = f"harness_{uuid.uuid4().hex[:8]}"
     prompt = {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 8, "batch_size": 1, "color": 0xFF0000}},
-        "2": {"class_type": "TestSlowSampler",
-              "inputs": {"image": ["1", 0], "steps": 3, "step_ms": 20, "seed": uuid.uuid4().int % 2**63}},
+        "2": {
+            "class_type": "TestSlowSampler",
+            "inputs": {"image": ["1", 0], "steps": 3, "step_ms": 20, "seed": uuid.uuid4().int % 2**63},
+        },
         "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": prefix}},
     }
     entry, messages = run_prompt(comfy_server, prompt)
@@ -88,7 +96,9 @@ def test_slow_sampler_progress_and_image(comfy_server: ComfyServer) -> None:
 
 def test_file_outputs_use_other_ui_keys(comfy_server: ComfyServer) -> None:
     text = f"hello {uuid.uuid4()}"
-    entry, _ = run_prompt(comfy_server, {"1": {"class_type": "TestFileOutputs", "inputs": {"text": text, "prefix": "harness"}}})
+    entry, _ = run_prompt(
+        comfy_server, {"1": {"class_type": "TestFileOutputs", "inputs": {"text": text, "prefix": "harness"}}}
+    )
 
     assert entry["status"]["status_str"] == "success"
     outputs = entry["outputs"]["1"]

@@ -36,8 +36,14 @@ def folder(tmp_path: Path) -> OutputFolder:
 
 def test_names_follow_the_original_pattern_with_the_real_extension(tmp_path: Path) -> None:
     out = folder(tmp_path)
-    saved = [out.save(lambda f: f.write(png_bytes()), "ComfyUI_00001_.png"), out.save(lambda f: f.write(b"RIFF"), "clip.WAV")]
-    assert [s.path.name for s in saved] == ["CFYUI-BP-output_20261121-120005-0001.png", "CFYUI-BP-output_20261121-120005-0002.wav"]
+    saved = [
+        out.save(lambda f: f.write(png_bytes()), "ComfyUI_00001_.png"),
+        out.save(lambda f: f.write(b"RIFF"), "clip.WAV"),
+    ]
+    assert [s.path.name for s in saved] == [
+        "CFYUI-BP-output_20261121-120005-0001.png",
+        "CFYUI-BP-output_20261121-120005-0002.wav",
+    ]
 
 
 def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
@@ -92,7 +98,10 @@ def test_stale_temp_files_of_a_killed_run_are_removed(tmp_path: Path) -> None:
     assert not stale.exists()
 
 
-@pytest.mark.parametrize("name", ["../evil.png", "/etc/passwd", "C:\\evil.png", "C:evil.png", "a/../../b.png", "..\\x.png", "\\\\host\\share\\x"])
+@pytest.mark.parametrize(
+    "name",
+    ["../evil.png", "/etc/passwd", "C:\\evil.png", "C:evil.png", "a/../../b.png", "..\\x.png", "\\\\host\\share\\x"],
+)
 def test_names_that_escape_are_refused(name: str) -> None:
     with pytest.raises(UnsafePath):
         check_relative_name(name, "file name from the server")
@@ -109,7 +118,10 @@ def test_prefix_must_be_a_plain_name(prefix: str) -> None:
         check_prefix(prefix)
 
 
-@pytest.mark.parametrize(("name", "ext"), [("a.PNG", "png"), ("v.mp4", "mp4"), ("noext", "bin"), ("x.png/../../evil", "bin"), ("a.we ird", "bin")])
+@pytest.mark.parametrize(
+    ("name", "ext"),
+    [("a.PNG", "png"), ("v.mp4", "mp4"), ("noext", "bin"), ("x.png/../../evil", "bin"), ("a.we ird", "bin")],
+)
 def test_extension_comes_from_the_server_name_but_only_if_plain(name: str, ext: str) -> None:
     assert extension_of(name) == ext
 

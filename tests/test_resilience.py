@@ -41,6 +41,7 @@ def count_events(out: Path, event: str) -> Callable[[], int]:
     def count() -> int:
         path = out / "batch.manifest.jsonl"
         return path.read_text().count(f'"event": "{event}"') if path.exists() else 0
+
     return count
 
 
@@ -77,7 +78,9 @@ def test_sequential_queues_each_job_only_after_the_last_was_saved(comfy_server: 
         assert queued[job + 1] >= finished[job]
 
 
-def test_a_server_restart_mid_batch_loses_nothing(comfy_server_factory: Callable[..., ComfyServer], tmp_path: Path) -> None:
+def test_a_server_restart_mid_batch_loses_nothing(
+    comfy_server_factory: Callable[..., ComfyServer], tmp_path: Path
+) -> None:
     server = comfy_server_factory()
     out = tmp_path / "out"
     batch = Background(str(slow_batch(tmp_path, 8)), "--server", server.url)
@@ -91,10 +94,16 @@ def test_a_server_restart_mid_batch_loses_nothing(comfy_server_factory: Callable
     assert {job: r["event"] for job, r in final_states(out).items()} == dict.fromkeys(range(1, 9), "ok")
 
 
-def test_kill_then_resume_saves_every_output_exactly_once(comfy_server_factory: Callable[..., ComfyServer], tmp_path: Path) -> None:
+def test_kill_then_resume_saves_every_output_exactly_once(
+    comfy_server_factory: Callable[..., ComfyServer], tmp_path: Path
+) -> None:
     server = comfy_server_factory()
     out = tmp_path / "out"
-    path = write_batch(tmp_path, [{"color": 2000 + i, "seed": "random"} for i in range(8)], workflow=image_workflow(steps=5, step_ms=100))
+    path = write_batch(
+        tmp_path,
+        [{"color": 2000 + i, "seed": "random"} for i in range(8)],
+        workflow=image_workflow(steps=5, step_ms=100),
+    )
     batch = Background(str(path), "--server", server.url, "--retry-for", "1")
     wait_for(lambda: count_events(out, "ok")() >= 3)
     server.kill()
@@ -119,8 +128,18 @@ def test_kill_then_resume_saves_every_output_exactly_once(comfy_server_factory: 
 def test_resume_collects_a_job_that_finished_while_we_were_away(comfy_server: ComfyServer, tmp_path: Path) -> None:
     path = slow_batch(tmp_path, 4, steps=20, step_ms=50)
     process = subprocess.Popen(
-        [sys.executable, str(REPO / "ComfyUI-API-BatchProcessing.py"), str(path), "--server", comfy_server.url, "--in-flight", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(REPO / "ComfyUI-API-BatchProcessing.py"),
+            str(path),
+            "--server",
+            comfy_server.url,
+            "--in-flight",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     out = tmp_path / "out"
     wait_for(lambda: count_events(out, "queued")() >= 1)
@@ -155,13 +174,27 @@ def test_a_dropped_websocket_misses_no_completion(comfy_server: ComfyServer, tmp
     assert len(list(out.glob("*.png"))) == 4  # each collected once
 
 
-def test_two_servers_share_the_batch_and_losing_one_loses_nothing(comfy_server_factory: Callable[..., ComfyServer], tmp_path: Path) -> None:
+def test_two_servers_share_the_batch_and_losing_one_loses_nothing(
+    comfy_server_factory: Callable[..., ComfyServer], tmp_path: Path
+) -> None:
     first, second = comfy_server_factory(), comfy_server_factory()
     out = tmp_path / "out"
-    batch = Background(str(slow_batch(tmp_path, 12, steps=5, step_ms=100)), "--server", first.url, "--server", second.url,
-                       "--report", str(tmp_path / "report.json"))
-    wait_for(lambda: {r.get("server") for r in manifest_records(out) if r["event"] == "ok"} >= {first.url, second.url}
-             if (out / "batch.manifest.jsonl").exists() else False)
+    batch = Background(
+        str(slow_batch(tmp_path, 12, steps=5, step_ms=100)),
+        "--server",
+        first.url,
+        "--server",
+        second.url,
+        "--report",
+        str(tmp_path / "report.json"),
+    )
+    wait_for(
+        lambda: (
+            {r.get("server") for r in manifest_records(out) if r["event"] == "ok"} >= {first.url, second.url}
+            if (out / "batch.manifest.jsonl").exists()
+            else False
+        )
+    )
     second.stop()
     run = batch.wait()
     assert run.code == 0, run.err
@@ -197,7 +230,11 @@ def test_progress_on_a_terminal_shows_steps_and_eta(comfy_server: ComfyServer, t
             return True
 
     err = Terminal()
-    code = main([str(slow_batch(tmp_path, 3, steps=4, step_ms=50)), "--server", comfy_server.url], stdout=io.StringIO(), stderr=err)
+    code = main(
+        [str(slow_batch(tmp_path, 3, steps=4, step_ms=50)), "--server", comfy_server.url],
+        stdout=io.StringIO(),
+        stderr=err,
+    )
     assert code == 0
     screen = err.getvalue()
     assert "step 4/4" in screen and "ETA" in screen and "\r\033[K" in screen

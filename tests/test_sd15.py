@@ -28,7 +28,10 @@ def test_sd15_batch_runs_the_real_pipeline(comfy_server_factory: Callable[..., C
     batch["parameters"]["workflow_items"]["steps"] = "3,inputs,steps"
     batch["parameters"]["generic_prompts"].update(width=64, height=64, steps=2)
     batch["parameters"]["save_images"]["output_directory"] = str(tmp_path / "images")
-    batch["prompts"] = [{"positive_prompt": "a red fox", "seed": "random"}, {"positive_prompt": "a blue bird", "seed": 7}]
+    batch["prompts"] = [
+        {"positive_prompt": "a red fox", "seed": "random"},
+        {"positive_prompt": "a blue bird", "seed": 7},
+    ]
     path = tmp_path / "sd15.json"
     path.write_text(json.dumps(batch))
 

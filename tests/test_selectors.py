@@ -25,7 +25,9 @@ def sd15_graph() -> dict[str, Any]:
     return graph
 
 
-def write_batch(tmp_path: Path, items: dict[str, Any], prompts: list[dict[str, Any]], graph: dict[str, Any] | None = None) -> Path:
+def write_batch(
+    tmp_path: Path, items: dict[str, Any], prompts: list[dict[str, Any]], graph: dict[str, Any] | None = None
+) -> Path:
     (tmp_path / "wf.json").write_text(json.dumps(graph or sd15_graph()))
     batch = {
         "parameters": {
@@ -106,7 +108,9 @@ def test_values_land_on_the_node_a_title_or_class_names(tmp_path: Path) -> None:
 
 
 def test_random_is_drawn_for_a_selector_aimed_at_a_seed(tmp_path: Path) -> None:
-    path = write_batch(tmp_path, {"variation": {"class_type": "KSampler", "input": "seed"}}, [{"variation": "random"}] * 3)
+    path = write_batch(
+        tmp_path, {"variation": {"class_type": "KSampler", "input": "seed"}}, [{"variation": "random"}] * 3
+    )
     seeds = [graph["3"]["inputs"]["seed"] for graph in plan_graphs(path)]
     assert all(isinstance(seed, int) for seed in seeds) and len(set(seeds)) == 3
 
@@ -166,12 +170,16 @@ def test_every_unplaceable_item_and_bad_value_is_reported_at_once(tmp_path: Path
     with pytest.raises(InvalidBatch) as e:
         plan_graphs(path)
     assert [p.where for p in e.value.problems] == [
-        "parameters.workflow_items.prompt", "parameters.workflow_items.nothing", "prompts[0].seed",
+        "parameters.workflow_items.prompt",
+        "parameters.workflow_items.nothing",
+        "prompts[0].seed",
     ]
 
 
 def test_items_no_job_uses_are_not_resolved(tmp_path: Path) -> None:
-    path = write_batch(tmp_path, {"unused": {"class_type": "CLIPTextEncode", "input": "text"}, "w": "5,inputs,width"}, [{"w": 64}])
+    path = write_batch(
+        tmp_path, {"unused": {"class_type": "CLIPTextEncode", "input": "text"}, "w": "5,inputs,width"}, [{"w": 64}]
+    )
     (graph,) = plan_graphs(path)
     assert graph["5"]["inputs"]["width"] == 64
 

@@ -42,7 +42,9 @@ def checkpoint(comfy_server: ComfyServer) -> Iterator[str]:
     path.unlink()
 
 
-def ui_batch(tmp_path: Path, items: dict[str, Any], prompts: list[dict[str, Any]], ui: dict[str, Any] | None = None) -> Path:
+def ui_batch(
+    tmp_path: Path, items: dict[str, Any], prompts: list[dict[str, Any]], ui: dict[str, Any] | None = None
+) -> Path:
     workflow = tmp_path / "sd15.ui.json"
     workflow.write_text(json.dumps(ui) if ui else UI.read_text())
     data = {
@@ -80,7 +82,9 @@ def test_a_broken_gui_workflow_is_bad_input_naming_file_and_node(object_info: di
     assert "999" in str(e.value)
 
 
-def test_title_and_class_selectors_find_nodes_of_a_converted_workflow(object_info: dict[str, Any], tmp_path: Path) -> None:
+def test_title_and_class_selectors_find_nodes_of_a_converted_workflow(
+    object_info: dict[str, Any], tmp_path: Path
+) -> None:
     items = {
         "seed": {"class_type": "KSampler", "input": "seed"},
         "width": {"title": "Empty Latent Image", "input": "width"},
@@ -90,17 +94,26 @@ def test_title_and_class_selectors_find_nodes_of_a_converted_workflow(object_inf
     batch = load_batch(path)
     (plan,) = resolve(batch, load_workflow(batch.workflow_path, object_info), expand_jobs(batch, random.Random(0)))
     graph = plan.graph()
-    assert (graph["3"]["inputs"]["seed"], graph["5"]["inputs"]["width"], graph["7"]["inputs"]["text"]) == (42, 640, "blurry")
+    assert (graph["3"]["inputs"]["seed"], graph["5"]["inputs"]["width"], graph["7"]["inputs"]["text"]) == (
+        42,
+        640,
+        "blurry",
+    )
 
 
 def test_an_ambiguous_title_lists_the_nodes_it_matches(object_info: dict[str, Any], tmp_path: Path) -> None:
-    path = ui_batch(tmp_path, {"prompt": {"title": "CLIP Text Encode (Prompt)", "input": "text"}}, [{"prompt": "a fox"}])
+    path = ui_batch(
+        tmp_path, {"prompt": {"title": "CLIP Text Encode (Prompt)", "input": "text"}}, [{"prompt": "a fox"}]
+    )
     batch = load_batch(path)
     with pytest.raises(BadInput) as e:
         resolve(batch, load_workflow(batch.workflow_path, object_info), expand_jobs(batch, random.Random(0)))
     assert e.value.where == "parameters.workflow_items.prompt"
     assert "2 nodes of" in e.value.problem
-    assert "6 (CLIPTextEncode, title 'CLIP Text Encode (Prompt)'), 7 (CLIPTextEncode, title 'CLIP Text Encode (Prompt)')" in e.value.problem
+    assert (
+        "6 (CLIPTextEncode, title 'CLIP Text Encode (Prompt)'), 7 (CLIPTextEncode, title 'CLIP Text Encode (Prompt)')"
+        in e.value.problem
+    )
 
 
 def test_validation_finds_the_missing_models_and_an_unknown_class(object_info: dict[str, Any]) -> None:
@@ -108,10 +121,16 @@ def test_validation_finds_the_missing_models_and_an_unknown_class(object_info: d
     graph["8"]["class_type"] = "VAEDecodeTiledBatch"
     problems = validate([(1, graph), (2, graph)], object_info)
     found = {(p.node_id, p.class_type, p.input) for p in problems}
-    assert found == {("4", "CheckpointLoaderSimple", "ckpt_name"), ("10", "VAELoader", "vae_name"), ("8", "VAEDecodeTiledBatch", None)}
+    assert found == {
+        ("4", "CheckpointLoaderSimple", "ckpt_name"),
+        ("10", "VAELoader", "vae_name"),
+        ("8", "VAEDecodeTiledBatch", None),
+    }
     assert {p.job for p in problems} == {1, 2}
     ckpt = next(p for p in problems if p.input == "ckpt_name")
-    assert ckpt.message.startswith("'v1-5-pruned-emaonly-fp16.safetensors' is not available: the server has no checkpoints at all")
+    assert ckpt.message.startswith(
+        "'v1-5-pruned-emaonly-fp16.safetensors' is not available: the server has no checkpoints at all"
+    )
     unknown = next(p for p in problems if p.input is None)
     assert "custom node that is not installed" in unknown.message and "VAEDecodeTiled" in unknown.message
 
@@ -129,8 +148,13 @@ def test_a_checkpoint_name_close_to_one_the_server_has_is_suggested(comfy_server
 
 def test_the_whole_preflight_as_the_cli_runs_it(object_info: dict[str, Any], tmp_path: Path) -> None:
     """GUI workflow converted, items by class, every job validated: all problems, exit 2."""
-    items = {"positive": {"class_type": "CLIPTextEncode", "node": "6", "input": "text"}, "seed": {"class_type": "KSampler", "input": "seed"}}
-    path = ui_batch(tmp_path, items, [{"positive": "a red fox", "seed": 1}, {"positive": "a blue bird", "seed": "random"}])
+    items = {
+        "positive": {"class_type": "CLIPTextEncode", "node": "6", "input": "text"},
+        "seed": {"class_type": "KSampler", "input": "seed"},
+    }
+    path = ui_batch(
+        tmp_path, items, [{"positive": "a red fox", "seed": 1}, {"positive": "a blue bird", "seed": "random"}]
+    )
     batch = load_batch(path)
     jobs = expand_jobs(batch, random.Random(3))
     with pytest.raises(ValidationFailed) as e:
@@ -148,12 +172,16 @@ def test_the_whole_preflight_as_the_cli_runs_it(object_info: dict[str, Any], tmp
 
 
 def test_a_dry_run_without_a_server_resolves_and_skips_validation(tmp_path: Path) -> None:
-    path = ui_batch(tmp_path, {"seed": {"class_type": "KSampler", "input": "seed"}}, [{"seed": 5}], ui=json.loads(API.read_text()))
+    path = ui_batch(
+        tmp_path, {"seed": {"class_type": "KSampler", "input": "seed"}}, [{"seed": 5}], ui=json.loads(API.read_text())
+    )
     batch = load_batch(path)
     preflight = prepare(batch, expand_jobs(batch, random.Random(0)), None)
     assert not preflight.validated
     assert describe_jobs(preflight.plans) == ["job 1: seed 5"]  # the seed item is the seed: not repeated
-    with pytest.raises(BadInput, match="needs the node definitions of a reachable server"):  # a GUI workflow needs a server
+    with pytest.raises(
+        BadInput, match="needs the node definitions of a reachable server"
+    ):  # a GUI workflow needs a server
         prepare(load_batch(ui_batch(tmp_path, {"seed": "3,inputs,seed"}, [{"seed": 5}])), [], None)
 
 

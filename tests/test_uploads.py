@@ -43,7 +43,9 @@ def png(path: Path, seed: int = 0, size: tuple[int, int] = (6, 4)) -> Path:
     return path
 
 
-def setup(tmp_path: Path, prompts: list[dict[str, Any]], generic: dict[str, Any] | None = None) -> tuple[Batch, Workflow, list[PlannedJob]]:
+def setup(
+    tmp_path: Path, prompts: list[dict[str, Any]], generic: dict[str, Any] | None = None
+) -> tuple[Batch, Workflow, list[PlannedJob]]:
     folder = tmp_path / "batches"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "wf.json").write_text(json.dumps(invert_workflow()))
@@ -76,7 +78,9 @@ def test_relative_paths_are_found_beside_the_batch_file_then_in_the_current_fold
     batch, workflow, plans = setup(tmp_path, [{"picture": "in/a.png"}, {"picture": "b.png"}, {"picture": str(beside)}])
     images = find_local_images(batch, workflow, plans, cwd=tmp_path / "cwd")
     assert [(use.job, use.item, use.image.path) for use in images.uses] == [
-        (1, "picture", beside), (2, "picture", tmp_path / "cwd" / "b.png"), (3, "picture", beside),
+        (1, "picture", beside),
+        (2, "picture", tmp_path / "cwd" / "b.png"),
+        (3, "picture", beside),
     ]
     assert len(images.files) == 2  # one per distinct content
     digest = hashlib.sha256(cwd_only.read_bytes()).hexdigest()
@@ -92,7 +96,9 @@ def test_the_same_content_under_two_paths_is_one_file(tmp_path: Path) -> None:
 
 
 def test_missing_files_are_bad_input_each_located_in_the_batch_file(tmp_path: Path) -> None:
-    batch, workflow, plans = setup(tmp_path, [{"picture": "./nope.png"}, {"picture": "gone.png"}], generic={"picture": "./x.png"})
+    batch, workflow, plans = setup(
+        tmp_path, [{"picture": "./nope.png"}, {"picture": "gone.png"}], generic={"picture": "./x.png"}
+    )
     with pytest.raises(InvalidBatch) as e:
         find_local_images(batch, workflow, plans, cwd=tmp_path / "cwd", server_files=["example.png"])
     assert [p.where for p in e.value.problems] == ["prompts[0].picture", "prompts[1].picture"]
@@ -110,7 +116,9 @@ def test_a_missing_generic_value_is_one_problem_not_one_per_job(tmp_path: Path) 
 
 
 def test_names_of_server_files_are_left_alone(tmp_path: Path) -> None:
-    batch, workflow, plans = setup(tmp_path, [{"picture": "example.png"}, {"picture": "sub/cat.png"}, {"picture": "out.png [output]"}])
+    batch, workflow, plans = setup(
+        tmp_path, [{"picture": "example.png"}, {"picture": "sub/cat.png"}, {"picture": "out.png [output]"}]
+    )
     assert not find_local_images(batch, workflow, plans, cwd=tmp_path, server_files=["example.png", "sub/cat.png"])
     # Without a server to ask, only what cannot be a server name is an error.
     assert not find_local_images(batch, workflow, plans, cwd=tmp_path, server_files=None)
@@ -138,7 +146,9 @@ def test_graphs_get_the_server_names_and_job_values_stay_as_written(tmp_path: Pa
 
 
 def test_server_input_files_reads_the_load_image_choices() -> None:
-    assert server_input_files({"LoadImage": {"input": {"required": {"image": [["a.png", "b.jpg"], {"image_upload": True}]}}}}) == frozenset({"a.png", "b.jpg"})
+    assert server_input_files(
+        {"LoadImage": {"input": {"required": {"image": [["a.png", "b.jpg"], {"image_upload": True}]}}}}
+    ) == frozenset({"a.png", "b.jpg"})
     assert server_input_files(None) is None
     assert server_input_files({}) is None
 
@@ -146,14 +156,25 @@ def test_server_input_files_reads_the_load_image_choices() -> None:
 # --------------------------------------------------------------------------- the real server
 
 
-def test_an_image_is_uploaded_once_for_two_jobs_and_inverted_by_the_server(comfy_server: ComfyServer, tmp_path: Path) -> None:
+def test_an_image_is_uploaded_once_for_two_jobs_and_inverted_by_the_server(
+    comfy_server: ComfyServer, tmp_path: Path
+) -> None:
     source = png(tmp_path / "batches" / "photo.png", seed=int(uuid.uuid4().int % 10**6))
     prefix = f"inv-{uuid.uuid4().hex[:8]}"
-    batch, workflow, plans = setup(tmp_path, [{"picture": "photo.png", "prefix": f"{prefix}-a"}, {"picture": str(source), "prefix": f"{prefix}-b"}])
+    batch, workflow, plans = setup(
+        tmp_path, [{"picture": "photo.png", "prefix": f"{prefix}-a"}, {"picture": str(source), "prefix": f"{prefix}-b"}]
+    )
     with ComfyClient(ServerAddress.parse(comfy_server.url)) as client:
         info = client.object_info()
         images = find_local_images(batch, workflow, plans, cwd=tmp_path, server_files=server_input_files(info))
-        assert validate(((p.job.index, p.graph()) for p in with_uploaded(plans, images)), info, pending_files=images.pending_names()) == []
+        assert (
+            validate(
+                ((p.job.index, p.graph()) for p in with_uploaded(plans, images)),
+                info,
+                pending_files=images.pending_names(),
+            )
+            == []
+        )
 
         names = upload_images(images, [client])
         again = upload_images(images, [client])  # a re-run
@@ -172,7 +193,9 @@ def test_an_image_is_uploaded_once_for_two_jobs_and_inverted_by_the_server(comfy
             assert_inverse(Image.open(sink), Image.open(source))
 
 
-def test_prepare_then_upload_queues_the_servers_names_and_uploads_only_after_validation(comfy_server: ComfyServer, tmp_path: Path) -> None:
+def test_prepare_then_upload_queues_the_servers_names_and_uploads_only_after_validation(
+    comfy_server: ComfyServer, tmp_path: Path
+) -> None:
     png(tmp_path / "batches" / "a.png", seed=int(uuid.uuid4().int % 10**6))
     batch, _, _ = setup(tmp_path, [{"picture": "a.png", "prefix": "p"}, {"picture": "missing-on-server.png"}])
     jobs = expand_jobs(batch, random.Random(0))

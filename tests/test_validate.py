@@ -52,7 +52,14 @@ def test_every_shipped_example_workflow_is_clean_but_for_its_models() -> None:
     for path in sorted((Path(__file__).parent.parent / "workflows-files").glob("*.json")):
         problems = validate([(1, json.loads(path.read_text()))], SERVER_INFO)
         assert problems, f"{path.name}: the test server has no models, so its loaders are wrong"
-        assert {p.input for p in problems} <= {"ckpt_name", "vae_name", "unet_name", "clip_name", "clip_name1", "clip_name2"}, problems
+        assert {p.input for p in problems} <= {
+            "ckpt_name",
+            "vae_name",
+            "unet_name",
+            "clip_name",
+            "clip_name1",
+            "clip_name2",
+        }, problems
         assert all("models folder" in p.message for p in problems), problems
 
 
@@ -60,8 +67,15 @@ def test_a_missing_checkpoint_is_named_with_its_close_matches() -> None:
     graph = sd15()
     graph["4"]["inputs"]["ckpt_name"] = "v1-5-pruned-emaonly.safetensors"
     problem = only(problems_of(graph))
-    assert (problem.job, problem.node_id, problem.class_type, problem.input) == (1, "4", "CheckpointLoaderSimple", "ckpt_name")
-    assert problem.message.startswith("'v1-5-pruned-emaonly.safetensors' is not one of the server's 3 checkpoints; close matches: ")
+    assert (problem.job, problem.node_id, problem.class_type, problem.input) == (
+        1,
+        "4",
+        "CheckpointLoaderSimple",
+        "ckpt_name",
+    )
+    assert problem.message.startswith(
+        "'v1-5-pruned-emaonly.safetensors' is not one of the server's 3 checkpoints; close matches: "
+    )
     assert "'SD1.5/v1-5-pruned-emaonly-fp16.safetensors'" in problem.message
     assert "'flux1-dev.safetensors'" not in problem.message
 
@@ -69,12 +83,17 @@ def test_a_missing_checkpoint_is_named_with_its_close_matches() -> None:
 def test_a_checkpoint_on_a_server_without_any_says_so() -> None:
     graph = sd15()
     problem = only(problems_of(graph, object_info(checkpoints=[])))
-    assert problem.message.startswith("'SD1.5/v1-5-pruned-emaonly-fp16.safetensors' is not available: the server has no checkpoints at all")
+    assert problem.message.startswith(
+        "'SD1.5/v1-5-pruned-emaonly-fp16.safetensors' is not available: the server has no checkpoints at all"
+    )
     assert "models folder" in problem.message
 
 
 def test_the_same_file_in_another_subfolder_is_offered_first() -> None:
-    assert close_matches("x.safetensors", ["a/b.safetensors", "SDXL/X.safetensors", "xx.ckpt"]) == ["SDXL/X.safetensors", "xx.ckpt"]
+    assert close_matches("x.safetensors", ["a/b.safetensors", "SDXL/X.safetensors", "xx.ckpt"]) == [
+        "SDXL/X.safetensors",
+        "xx.ckpt",
+    ]
     assert close_matches("missing.safetensors", ["flux1-dev.safetensors", "sd_xl_base_1.0.safetensors"]) == []
 
 
@@ -83,7 +102,9 @@ def test_an_unknown_class_is_named_as_a_missing_custom_node() -> None:
     graph["8"]["class_type"] = "VAEDecodeTiledX"
     problem = only(problems_of(graph))
     assert (problem.node_id, problem.class_type, problem.input) == ("8", "VAEDecodeTiledX", None)
-    assert "no node class 'VAEDecodeTiledX'" in problem.message and "custom node that is not installed" in problem.message
+    assert (
+        "no node class 'VAEDecodeTiledX'" in problem.message and "custom node that is not installed" in problem.message
+    )
     assert "similar classes it has: VAEDecodeTiled" in problem.message
 
 
@@ -93,15 +114,35 @@ def test_an_unknown_class_is_named_as_a_missing_custom_node() -> None:
         (lambda g: g["3"]["inputs"].pop("steps"), "3", "steps", "required input missing"),
         (lambda g: g["3"]["inputs"].update(steps=0), "3", "steps", "0 is below the minimum, 1"),
         (lambda g: g["3"]["inputs"].update(seed=2**64), "3", "seed", "is above the maximum, 18446744073709551615"),
-        (lambda g: g["3"]["inputs"].update(steps=2.5), "3", "steps", "expected an integer, got 2.5 (the server would use 2)"),
+        (
+            lambda g: g["3"]["inputs"].update(steps=2.5),
+            "3",
+            "steps",
+            "expected an integer, got 2.5 (the server would use 2)",
+        ),
         (lambda g: g["3"]["inputs"].update(steps="many"), "3", "steps", "expected an integer, got text 'many'"),
         (lambda g: g["3"]["inputs"].update(cfg=True), "3", "cfg", "expected a number, got true/false"),
         (lambda g: g["3"]["inputs"].update(cfg=101.0), "3", "cfg", "above the maximum, 100.0"),
         (lambda g: g["3"]["inputs"].update(sampler_name="euler_a"), "3", "sampler_name", "close matches: 'euler'"),
-        (lambda g: g["3"]["inputs"].update(model=["99", 0]), "3", "model", "links to node '99', which is not in the workflow"),
+        (
+            lambda g: g["3"]["inputs"].update(model=["99", 0]),
+            "3",
+            "model",
+            "links to node '99', which is not in the workflow",
+        ),
         (lambda g: g["3"]["inputs"].update(model=[4, 0]), "3", "model", "a link is [node id as text, output number]"),
-        (lambda g: g["3"]["inputs"].update(model=["4", 0, 1]), "3", "model", "expected a link [node_id, output], got a list of 3"),
-        (lambda g: g["8"]["inputs"].update(vae=["10", 1]), "8", "vae", "links to output 1 of node 10 (VAELoader), which has 1 output"),
+        (
+            lambda g: g["3"]["inputs"].update(model=["4", 0, 1]),
+            "3",
+            "model",
+            "expected a link [node_id, output], got a list of 3",
+        ),
+        (
+            lambda g: g["8"]["inputs"].update(vae=["10", 1]),
+            "8",
+            "vae",
+            "links to output 1 of node 10 (VAELoader), which has 1 output",
+        ),
         (lambda g: g["8"]["inputs"].update(vae=["4", 1]), "8", "vae", "which gives CLIP; this input takes VAE"),
         (lambda g: g["9"]["inputs"].update(mask=["5", 0]), "9", "mask", "SaveImage has no such input"),
     ],
@@ -136,7 +177,8 @@ def test_v3_combos_are_checked_too() -> None:
 
 def test_boolean_text_is_refused() -> None:
     name, spec = next(
-        (cls, info) for cls, info in SERVER_INFO.items()
+        (cls, info)
+        for cls, info in SERVER_INFO.items()
         if any(s[0] == "BOOLEAN" for s in info["input"].get("required", {}).values())
     )
     boolean = next(n for n, s in spec["input"]["required"].items() if s[0] == "BOOLEAN")

@@ -19,7 +19,9 @@ def workflow() -> Workflow:
 
 
 def test_values_land_in_a_copy_and_the_template_is_untouched() -> None:
-    graph = workflow().with_values([(Target("3", "inputs", "seed"), 99), (Target("3", "inputs", "sampler_name"), "dpmpp_2m")])
+    graph = workflow().with_values(
+        [(Target("3", "inputs", "seed"), 99), (Target("3", "inputs", "sampler_name"), "dpmpp_2m")]
+    )
     assert graph["3"]["inputs"]["seed"] == 99
     assert graph["3"]["inputs"]["sampler_name"] == "dpmpp_2m"
     assert GRAPH["3"]["inputs"]["seed"] == 1
@@ -60,7 +62,9 @@ def test_random_outside_a_seed_says_why() -> None:
 
 def test_gui_format_is_refused_with_how_to_export(tmp_path: Path) -> None:
     path = tmp_path / "ui.json"
-    path.write_text(json.dumps({"last_node_id": 9, "nodes": [{"id": 3, "type": "KSampler"}], "links": [], "version": 0.4}))
+    path.write_text(
+        json.dumps({"last_node_id": 9, "nodes": [{"id": 3, "type": "KSampler"}], "links": [], "version": 0.4})
+    )
     with pytest.raises(BadInput) as e:
         load_workflow(path)
     assert "GUI format" in str(e.value) and "Export (API)" in str(e.value)

@@ -18,7 +18,8 @@ def sd15_gui_batch(tmp_path: Path, prompts: list[dict], items: dict | None = Non
     data = {
         "parameters": {
             "workflow_file": str(DATA / "sd15-text2image.ui.json"),
-            "workflow_items": items or {
+            "workflow_items": items
+            or {
                 "positive": {"title": "CLIP Text Encode (Prompt)", "node": "6", "input": "text"},
                 "seed": {"class_type": "KSampler", "input": "seed"},
                 "checkpoint": {"class_type": "CheckpointLoaderSimple", "input": "ckpt_name"},
@@ -32,7 +33,9 @@ def sd15_gui_batch(tmp_path: Path, prompts: list[dict], items: dict | None = Non
     return path
 
 
-def test_a_missing_model_in_a_gui_workflow_is_caught_before_anything_is_queued(comfy_server: ComfyServer, tmp_path: Path) -> None:
+def test_a_missing_model_in_a_gui_workflow_is_caught_before_anything_is_queued(
+    comfy_server: ComfyServer, tmp_path: Path
+) -> None:
     batch = sd15_gui_batch(tmp_path, [{"positive": "a fox", "seed": 1}, {"positive": "a cat", "seed": 2}])
     before = history_ids(comfy_server.url)
     run = run_cli(str(batch), "--server", comfy_server.url)
@@ -98,7 +101,12 @@ def test_a_local_image_is_uploaded_once_and_inverted_by_the_server(comfy_server:
         "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
     }
     items = {"picture": "1,inputs,image", "color": "4,inputs,color"}
-    batch = write_batch(tmp_path, [{"picture": "photo.png", "color": 1}, {"picture": "./photo.png", "color": 2}], workflow=workflow, items=items)
+    batch = write_batch(
+        tmp_path,
+        [{"picture": "photo.png", "color": 1}, {"picture": "./photo.png", "color": 2}],
+        workflow=workflow,
+        items=items,
+    )
     run = run_cli(str(batch), "--server", comfy_server.url)
     assert run.code == 0, run.err
     uploaded = [p for p in comfy_server.input_dir.iterdir() if p.is_file() and p.read_bytes() == source.read_bytes()]
@@ -115,7 +123,9 @@ def test_a_missing_local_image_is_bad_input(comfy_server: ComfyServer, tmp_path:
         "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
         "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "inv", "images": ["1", 0]}},
     }
-    batch = write_batch(tmp_path, [{"picture": "./nowhere/photo.png"}], workflow=workflow, items={"picture": "1,inputs,image"})
+    batch = write_batch(
+        tmp_path, [{"picture": "./nowhere/photo.png"}], workflow=workflow, items={"picture": "1,inputs,image"}
+    )
     run = run_cli(str(batch), "--server", comfy_server.url)
     assert run.code == 2
     assert "prompts[0].picture" in run.err and "nowhere/photo.png" in run.err

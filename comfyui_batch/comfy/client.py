@@ -46,7 +46,7 @@ class ServerAddress:
 
     def websocket_url(self, client_id: str) -> str:
         scheme = "wss" if self.url.startswith("https:") else "ws"
-        return f"{scheme}{self.url[self.url.index(':'):]}/ws?clientId={client_id}"
+        return f"{scheme}{self.url[self.url.index(':') :]}/ws?clientId={client_id}"
 
     def __str__(self) -> str:
         return self.url
@@ -219,7 +219,9 @@ def describe_node_errors(node_errors: Mapping[str, Any]) -> list[str]:
 def parse_history_entry(prompt_id: str, entry: Mapping[str, Any]) -> HistoryEntry:
     status = entry.get("status") or {}
     files = tuple(
-        FileRef(str(node_id), kind, item["filename"], str(item.get("subfolder") or ""), str(item.get("type") or "output"))
+        FileRef(
+            str(node_id), kind, item["filename"], str(item.get("subfolder") or ""), str(item.get("type") or "output")
+        )
         for node_id, outputs in (entry.get("outputs") or {}).items()
         for kind, items in outputs.items()
         if isinstance(items, list)

@@ -81,14 +81,28 @@ VIRTUAL_NODE_TYPES: Final = frozenset({"PrimitiveNode", "Reroute", "Note", "Mark
 # the types registered by its bundled extensions).
 WIDGET_TYPES: Final = frozenset(
     {
-        "INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "MARKDOWN", "COLOR", "TEXTAREA",
-        "IMAGECOMPARE", "CHART", "GALLERIA", "WEBCAM", "LOAD_3D",
+        "INT",
+        "FLOAT",
+        "STRING",
+        "BOOLEAN",
+        "COMBO",
+        "MARKDOWN",
+        "COLOR",
+        "TEXTAREA",
+        "IMAGECOMPARE",
+        "CHART",
+        "GALLERIA",
+        "WEBCAM",
+        "LOAD_3D",
     }
 )
 SEED_INPUT_NAMES: Final = frozenset({"seed", "noise_seed"})
 # Upload buttons (and the audio player) that follow a combo in widgets_values.
 UPLOAD_COMPANIONS: Final = {
-    "image_upload": 1, "video_upload": 1, "animated_image_upload": 1, "audio_upload": 2,
+    "image_upload": 1,
+    "video_upload": 1,
+    "animated_image_upload": 1,
+    "audio_upload": 2,
 }
 # Names under which dict-style widgets_values may hold UI-only values.
 UI_ONLY_WIDGET_NAMES: Final = frozenset(
@@ -119,18 +133,14 @@ def ui_to_api(
         raise ConversionError("not a ComfyUI GUI workflow (expected 'nodes' and 'links' lists)")
     placed = _flatten(_root_scope(ui), _Definitions.of(ui), object_info)
     flat = _Flat(placed, object_info, _primitive_values(placed))
-    prompt = {
-        p.exec_id: _convert_node(flat, p) for p in placed.values() if _is_emitted(p)
-    }
+    prompt = {p.exec_id: _convert_node(flat, p) for p in placed.values() if _is_emitted(p)}
     _prune_dangling_links(prompt)
     if strict:
         _reject_unknown_classes(prompt, object_info)
     return prompt
 
 
-def unknown_class_types(
-    prompt: Mapping[str, Mapping[str, Any]], object_info: Mapping[str, Any]
-) -> dict[str, str]:
+def unknown_class_types(prompt: Mapping[str, Mapping[str, Any]], object_info: Mapping[str, Any]) -> dict[str, str]:
     """Node id -> class_type for every node of an API prompt that the server does not define."""
     return {
         node_id: str(node.get("class_type"))
@@ -391,9 +401,7 @@ def _slot_type(slot: Mapping[str, Any]) -> str:
     return _type_name(slot.get("type"))
 
 
-def _entry_for_link(
-    node: Mapping[str, Any], link_id: str, target_slot: int
-) -> Mapping[str, Any] | None:
+def _entry_for_link(node: Mapping[str, Any], link_id: str, target_slot: int) -> Mapping[str, Any] | None:
     inputs = _slots(node, "inputs")
     for entry in inputs:
         if entry.get("link") is not None and _key(entry["link"]) == link_id:
@@ -501,9 +509,7 @@ def _assign(layout: Sequence[_WidgetSlot], values: Sequence[Any]) -> dict[str, A
     return named
 
 
-def _drop_forced_values(
-    info: Mapping[str, Any], layout: Sequence[_WidgetSlot], values: list[Any]
-) -> list[Any]:
+def _drop_forced_values(info: Mapping[str, Any], layout: Sequence[_WidgetSlot], values: list[Any]) -> list[Any]:
     # Older frontends kept a value for forceInput widgets too. Like the GUI's
     # migrateWidgetsValues, only an exact count match is taken as proof of that.
     if len(values) == len(layout):
@@ -538,9 +544,7 @@ def _wrap(value: Any) -> Any:
 # --------------------------------------------------------------------------- flattening
 
 
-def _flatten(
-    root: _Scope, definitions: _Definitions, object_info: Mapping[str, Any]
-) -> dict[str, _Placed]:
+def _flatten(root: _Scope, definitions: _Definitions, object_info: Mapping[str, Any]) -> dict[str, _Placed]:
     placed: dict[str, _Placed] = {}
     scopes = {key: _subgraph_scope(d) for key, d in definitions.subgraphs.items()}
     _place_scope(root, (), False, (), placed, scopes, definitions, object_info)
@@ -567,8 +571,14 @@ def _place_scope(
             raise ConversionError(f"{instance.scope.name} contains itself", item.exec_id, item.type)
         inner_hidden = hidden or _mode(node) in (MODE_NEVER, MODE_BYPASS)
         _place_scope(
-            instance.scope, (*path, local_id), inner_hidden, (*active, instance.scope.key),
-            placed, scopes, definitions, object_info,
+            instance.scope,
+            (*path, local_id),
+            inner_hidden,
+            (*active, instance.scope.key),
+            placed,
+            scopes,
+            definitions,
+            object_info,
         )
 
 
@@ -584,7 +594,7 @@ def _instance_of(
         slots = _match_instance_inputs(_slots(node, "inputs"), scope.inputs)
         return _Instance(scope, slots, _promoted_values(node, scope, object_info))
     for prefix in GROUP_NODE_PREFIXES:
-        name = node_type[len(prefix):]
+        name = node_type[len(prefix) :]
         if node_type.startswith(prefix) and isinstance(definitions.group_nodes.get(name), Mapping):
             return _group_instance(node, name, definitions.group_nodes[name], object_info)
     return None
@@ -598,9 +608,7 @@ def _match_instance_inputs(
     used: set[int] = set()
     matched: list[int | None] = []
     for slot in slots:
-        index = next(
-            (i for i, e in enumerate(entries) if i not in used and e.get("name") == slot.name), None
-        )
+        index = next((i for i, e in enumerate(entries) if i not in used and e.get("name") == slot.name), None)
         if index is not None:
             used.add(index)
         matched.append(index)
@@ -622,9 +630,7 @@ def _promoted_target(scope: _Scope, index: int) -> tuple[Mapping[str, Any], str]
     return None
 
 
-def _promoted_values(
-    node: Mapping[str, Any], scope: _Scope, object_info: Mapping[str, Any]
-) -> dict[int, Any]:
+def _promoted_values(node: Mapping[str, Any], scope: _Scope, object_info: Mapping[str, Any]) -> dict[int, Any]:
     """Definition input index -> value of the instance's widget for it.
 
     An instance shows a widget for each subgraph input wired to an inner widget; its
@@ -645,9 +651,7 @@ def _promoted_values(
     return {k: v for k, v in zip(order, values, strict=False) if k is not None and v is not None}
 
 
-def _promoted_order(
-    node: Mapping[str, Any], scope: _Scope, promoted: list[int]
-) -> list[int | None]:
+def _promoted_order(node: Mapping[str, Any], scope: _Scope, promoted: list[int]) -> list[int | None]:
     properties = node.get("properties")
     proxies = properties.get("proxyWidgets") if isinstance(properties, Mapping) else None
     if not isinstance(proxies, list) or not proxies:
@@ -660,9 +664,7 @@ def _promoted_order(
     return order
 
 
-def _with_control_positions(
-    order: list[int | None], scope: _Scope, object_info: Mapping[str, Any]
-) -> list[int | None]:
+def _with_control_positions(order: list[int | None], scope: _Scope, object_info: Mapping[str, Any]) -> list[int | None]:
     widened: list[int | None] = []
     for k in order:
         widened.append(k)
@@ -731,21 +733,16 @@ class _GroupDefinition:
     def of(name: str, raw: Mapping[str, Any]) -> _GroupDefinition:
         nodes = tuple(n for n in raw.get("nodes") or [] if isinstance(n, Mapping))
         links = tuple(
-            _GroupLink(_int(e[0]), _int(e[1]), _int(e[2]), _int(e[3]),
-                       _type_name(e[5] if len(e) > 5 else None))
+            _GroupLink(_int(e[0]), _int(e[1]), _int(e[2]), _int(e[3]), _type_name(e[5] if len(e) > 5 else None))
             for e in raw.get("links") or []
             # Links from outside the group were saved with a null origin.
             if isinstance(e, list) and len(e) >= 4 and e[0] is not None and e[2] is not None
         )
         external = frozenset(
-            (_int(e[0]), _int(e[1]))
-            for e in raw.get("external") or []
-            if isinstance(e, list) and len(e) >= 2
+            (_int(e[0]), _int(e[1])) for e in raw.get("external") or [] if isinstance(e, list) and len(e) >= 2
         )
         config = raw.get("config")
-        return _GroupDefinition(
-            name, nodes, links, external, config if isinstance(config, Mapping) else {}
-        )
+        return _GroupDefinition(name, nodes, links, external, config if isinstance(config, Mapping) else {})
 
     def node(self, index: int) -> Mapping[str, Any]:
         return self.nodes[index] if 0 <= index < len(self.nodes) else {}
@@ -799,9 +796,7 @@ def _group_inner_info(
     return None
 
 
-def _primitive_value_type(
-    definition: _GroupDefinition, link: _GroupLink, object_info: Mapping[str, Any]
-) -> Any:
+def _primitive_value_type(definition: _GroupDefinition, link: _GroupLink, object_info: Mapping[str, Any]) -> Any:
     if link.type != "COMBO":
         return link.type
     # A combo primitive takes the choices of the widget it feeds.
@@ -812,9 +807,7 @@ def _primitive_value_type(
     return list(spec.choices) if spec is not None else "COMBO"
 
 
-def _group_layout(
-    definition: _GroupDefinition, infos: Sequence[Mapping[str, Any] | None]
-) -> _GroupLayout:
+def _group_layout(definition: _GroupDefinition, infos: Sequence[Mapping[str, Any] | None]) -> _GroupLayout:
     widgets: list[_GroupWidget] = []
     inputs: list[_GroupInput] = []
     seen: dict[str, int] = {}
@@ -861,9 +854,7 @@ def _group_widgets(index: int, spec: _InputSpec) -> list[_GroupWidget]:
     return [_GroupWidget(index, spec, False)] + [_GroupWidget(index, spec, True)] * count
 
 
-def _group_input_name(
-    definition: _GroupDefinition, index: int, input_name: str, seen: dict[str, int]
-) -> str:
+def _group_input_name(definition: _GroupDefinition, index: int, input_name: str, seen: dict[str, int]) -> str:
     # The GUI names a group's inputs after the inner input (or its label), prefixing the inner
     # node's title when the name is already taken.
     node = definition.nodes[index]
@@ -898,9 +889,7 @@ def _group_outputs(
     return tuple(outputs)
 
 
-def _match_group_inputs(
-    entries: Sequence[Mapping[str, Any]], inputs: Sequence[_GroupInput]
-) -> tuple[int | None, ...]:
+def _match_group_inputs(entries: Sequence[Mapping[str, Any]], inputs: Sequence[_GroupInput]) -> tuple[int | None, ...]:
     by_name = _match_instance_inputs(entries, [_BoundarySlot(i.name, i.type) for i in inputs])
     used = {i for i in by_name if i is not None}
     matched: list[int | None] = []
@@ -945,14 +934,16 @@ def _group_scope(
     }
     boundary_in = tuple(_BoundarySlot(i.name, i.type) for i in layout.inputs)
     return _Scope(
-        f"group {definition.name}", f"group node '{definition.name}'",
-        nodes, links, boundary_in, tuple(boundary_out),
+        f"group {definition.name}",
+        f"group node '{definition.name}'",
+        nodes,
+        links,
+        boundary_in,
+        tuple(boundary_out),
     )
 
 
-def _group_widget_values(
-    instance: Mapping[str, Any], layout: _GroupLayout
-) -> dict[int, dict[str, Any]]:
+def _group_widget_values(instance: Mapping[str, Any], layout: _GroupLayout) -> dict[int, dict[str, Any]]:
     raw = instance.get("widgets_values")
     values = list(raw) if isinstance(raw, list) else []
     spread: dict[int, dict[str, Any]] = {}
@@ -1040,25 +1031,23 @@ def _resolve_input(
     link = item.scope.links.get(link_id)
     if link is None:
         raise ConversionError(
-            f"input '{entry.get('name')}' uses link {link_id}, "
-            f"which is not in the {item.scope.name}'s links",
-            item.exec_id, item.type,
+            f"input '{entry.get('name')}' uses link {link_id}, which is not in the {item.scope.name}'s links",
+            item.exec_id,
+            item.type,
         )
     if link.origin_id == SUBGRAPH_INPUT_ID:
         return _resolve_subgraph_input(flat, item, link.origin_slot, visited)
     origin = flat.placed.get(":".join((*item.path, link.origin_id)))
     if origin is None:
         raise ConversionError(
-            f"input '{entry.get('name')}' is linked to node {link.origin_id}, "
-            f"which is not in the {item.scope.name}",
-            item.exec_id, item.type,
+            f"input '{entry.get('name')}' is linked to node {link.origin_id}, which is not in the {item.scope.name}",
+            item.exec_id,
+            item.type,
         )
     return _resolve_output(flat, origin, link.origin_slot, wanted or _slot_type(entry), visited)
 
 
-def _resolve_subgraph_input(
-    flat: _Flat, item: _Placed, index: int, visited: set[tuple[str, str, int]]
-) -> _Source:
+def _resolve_subgraph_input(flat: _Flat, item: _Placed, index: int, visited: set[tuple[str, str, int]]) -> _Source:
     instance = flat.placed.get(":".join(item.path)) if item.path else None
     if instance is None or instance.instance is None:
         problem = "is linked to a subgraph input outside any subgraph"
@@ -1066,9 +1055,7 @@ def _resolve_subgraph_input(
     return _resolve_instance_input(flat, instance, index, visited)
 
 
-def _resolve_instance_input(
-    flat: _Flat, instance: _Placed, index: int, visited: set[tuple[str, str, int]]
-) -> _Source:
+def _resolve_instance_input(flat: _Flat, instance: _Placed, index: int, visited: set[tuple[str, str, int]]) -> _Source:
     """What feeds input `index` of a subgraph definition, seen from one instance of it."""
     assert instance.instance is not None
     slots = instance.instance.input_slots
@@ -1086,9 +1073,7 @@ def _resolve_instance_input(
     return None  # the inner node keeps its own widget value
 
 
-def _resolve_output(
-    flat: _Flat, item: _Placed, slot: int, wanted: str, visited: set[tuple[str, str, int]]
-) -> _Source:
+def _resolve_output(flat: _Flat, item: _Placed, slot: int, wanted: str, visited: set[tuple[str, str, int]]) -> _Source:
     """The real node output behind output `slot` of `item`, seen by an input of type `wanted`."""
     _visit(visited, (item.exec_id, "out", slot), item)
     if _mode(item.node) == MODE_BYPASS:
@@ -1117,7 +1102,8 @@ def _resolve_instance_output(
     if inner is None:
         raise ConversionError(
             f"output {slot} comes from node {link.origin_id}, which is not in the {scope.name}",
-            item.exec_id, item.type,
+            item.exec_id,
+            item.type,
         )
     return _resolve_output(flat, inner, link.origin_slot, wanted, visited)
 
@@ -1128,11 +1114,7 @@ def _output_link(scope: _Scope, slot: int) -> _Link | None:
         if link_id in scope.links:
             return scope.links[link_id]
     return next(
-        (
-            link
-            for link in scope.links.values()
-            if link.target_id == SUBGRAPH_OUTPUT_ID and link.target_slot == slot
-        ),
+        (link for link in scope.links.values() if link.target_id == SUBGRAPH_OUTPUT_ID and link.target_slot == slot),
         None,
     )
 
@@ -1169,8 +1151,9 @@ def _types_match(a: str, b: str) -> bool:
 
 def _visit(visited: set[tuple[str, str, int]], key: tuple[str, str, int], item: _Placed) -> None:
     if key in visited:
-        raise ConversionError("its links go round in a circle (through reroutes or bypassed nodes)",
-                              item.exec_id, item.type)
+        raise ConversionError(
+            "its links go round in a circle (through reroutes or bypassed nodes)", item.exec_id, item.type
+        )
     visited.add(key)
 
 
@@ -1219,9 +1202,7 @@ def _prune_dangling_links(prompt: dict[str, dict[str, Any]]) -> None:
                 del inputs[name]
 
 
-def _reject_unknown_classes(
-    prompt: Mapping[str, Mapping[str, Any]], object_info: Mapping[str, Any]
-) -> None:
+def _reject_unknown_classes(prompt: Mapping[str, Mapping[str, Any]], object_info: Mapping[str, Any]) -> None:
     unknown = unknown_class_types(prompt, object_info)
     if len(unknown) == 1:
         node_id, class_type = next(iter(unknown.items()))

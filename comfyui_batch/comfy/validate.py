@@ -105,7 +105,8 @@ def failure_text(problems: Sequence[Problem], total_jobs: int | None = None) -> 
     count = len(_grouped(problems))
     return (
         f"{count} problem{'s' if count != 1 else ''} found checking the jobs against the server's node "
-        f"definitions (--no-validate skips this check):\n  " + format_problems(problems, total_jobs).replace("\n", "\n  ")
+        f"definitions (--no-validate skips this check):\n  "
+        + format_problems(problems, total_jobs).replace("\n", "\n  ")
     )
 
 
@@ -231,7 +232,9 @@ class _Checker:
                 if message:
                     yield name, message
 
-    def _link(self, graph: Mapping[str, Any], link: list[Any], declared: _InputSpec | None, class_type: str) -> str | None:
+    def _link(
+        self, graph: Mapping[str, Any], link: list[Any], declared: _InputSpec | None, class_type: str
+    ) -> str | None:
         if len(link) != 2:
             return f'expected a link [node_id, output], got a list of {len(link)} (write a literal list as {{"__value__": [...]}})'
         source_id, slot = link
@@ -266,7 +269,9 @@ def types_fit(given: Any, wanted: Any) -> bool:
     return "*" in given_types or "*" in wanted_types or bool(given_types & wanted_types)
 
 
-def check_value(name: str, value: Any, kind: Any, options: Mapping[str, Any], pending: Collection[str] = ()) -> str | None:
+def check_value(
+    name: str, value: Any, kind: Any, options: Mapping[str, Any], pending: Collection[str] = ()
+) -> str | None:
     """Why a constant `value` does not fit an input of type `kind`, or None."""
     if isinstance(value, Mapping) and "__value__" in value:
         return None  # a literal list: the node's own business
@@ -315,7 +320,9 @@ def _as_number(value: Any, integer: bool) -> int | float | None:
     return None
 
 
-def _check_choice(name: str, value: Any, choices: list[Any], options: Mapping[str, Any], pending: Collection[str]) -> str | None:
+def _check_choice(
+    name: str, value: Any, choices: list[Any], options: Mapping[str, Any], pending: Collection[str]
+) -> str | None:
     if value in choices:
         return None
     upload = any(options.get(flag) for flag in UPLOAD_FLAGS)

@@ -3,6 +3,7 @@
 Loaded by the test servers through tests/nodes/extra_model_paths.yaml (`custom_nodes: .`).
 This module runs inside the ComfyUI server process, not in the test process.
 """
+
 from __future__ import annotations
 
 import os
