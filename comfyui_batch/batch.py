@@ -58,6 +58,9 @@ class Job:
     index: int  # 1-based, as users count
     values: Mapping[str, Any]
     drawn_seeds: frozenset[str] = field(default_factory=frozenset)
+    # What made this job out of its batch entry, for the record: the variable, sweep / zip and
+    # repeat values and the dynamic-prompt choices that expansion applied (empty for a plain entry).
+    made_of: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

@@ -40,13 +40,35 @@ MODEL_FOLDERS = (
 _live: set[ComfyServer] = set()
 
 
+# The server lines the suite runs against: the 2025 one and the 2026 one most users run.
+SERVER_LINES = ("0.3.75", "0.33.0")
+
+
+class ServerLineUnavailable(Exception):
+    """The source of a server line is not on this machine (comfyui_env.sh said why)."""
+
+
 @functools.cache
-def comfyui_home() -> Path:
-    """Folder holding ComfyUI/ and venv/: $COMFYUI_HOME, or built (once) by comfyui_env.sh."""
-    if env := os.environ.get("COMFYUI_HOME"):
+def comfyui_home(line: str = SERVER_LINES[0]) -> Path:
+    """Folder holding ComfyUI/ and venv/ for a server line: $COMFYUI_HOME_<line with _> (e.g.
+    COMFYUI_HOME_0_33_0), $COMFYUI_HOME for the first line, or built (once) by comfyui_env.sh."""
+    env = os.environ.get("COMFYUI_HOME_" + line.replace(".", "_"))
+    if env is None and line == SERVER_LINES[0]:
+        env = os.environ.get("COMFYUI_HOME")
+    if env:
         return Path(env).resolve()
-    out = subprocess.run(["bash", str(ENV_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+    out = subprocess.run(["bash", str(ENV_SCRIPT), line], capture_output=True, text=True)
+    if out.returncode == 3:
+        raise ServerLineUnavailable(f"ComfyUI {line}: {out.stderr.strip()}")
+    if out.returncode != 0:
+        raise RuntimeError(f"building the ComfyUI {line} test server failed:\n{out.stderr[-4000:]}")
     return Path(out.stdout.strip().splitlines()[-1])
+
+
+def server_version(home: Path) -> str:
+    """The ComfyUI version of an install, from its comfyui_version.py."""
+    text = (home / "ComfyUI" / "comfyui_version.py").read_text(encoding="utf-8")
+    return text.split("__version__", 1)[1].split('"')[1]
 
 
 def free_port() -> int:
