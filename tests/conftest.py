@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from browser import chromium
 from comfy_server import SERVER_LINES, ComfyServer, ServerLineUnavailable, comfyui_home
+from playwright.sync_api import Browser
 
 
 def _lines() -> list[str]:
@@ -67,3 +69,10 @@ def comfy_server_factory(
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the session; tests open their own pages (`browser.new_page()`)."""
+    with chromium() as launched:
+        yield launched

@@ -12,6 +12,13 @@ quietly() {  # pip is chatty on this kind of machine; show its output only when 
   "$@" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
 }
 
+# Headless Chromium, for the tests that load pages (the gallery, the server's own frontend).
+# Driven through Playwright with this executable: Playwright's own browser download cannot work here.
+if ! command -v chromium >/dev/null; then
+  quietly apt-get update
+  quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+fi
+
 [ -x "$venv/bin/python" ] || quietly python3 -m venv "$venv"
 quietly "$venv/bin/python" -m pip install --upgrade pip
 quietly "$venv/bin/python" -m pip install -e ".[test]"
