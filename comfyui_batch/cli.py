@@ -21,7 +21,7 @@ from .comfy.client import DEFAULT_SERVER, ServerAddress
 from .errors import BadInput, BatchError, InvalidBatch, ServerError, ServerUnreachable, UnsafePath
 from .progress import Console
 from .runner import RunOptions, run_batch
-from .scheduler import SchedulerOptions
+from .scheduler import SchedulerOptions, StopRequest
 
 PROG = "ComfyUI-API-BatchProcessing.py"
 
@@ -55,9 +55,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except BadInput as e:
         print(f"error: {e}", file=stderr)
         return ExitCode.BAD_INPUT
+    stop = StopRequest()
     try:
-        with second_interrupt_exits_at_once():
-            summary = run_batch(options, Console(stdout, stderr, quiet))
+        with second_interrupt_exits_at_once(stop):
+            summary = run_batch(options, Console(stdout, stderr, quiet), stop)
     except (BadInput, InvalidBatch, UnsafePath) as e:
         print(f"error: {e}", file=stderr)
         print("nothing was queued.", file=stderr)
@@ -85,10 +86,11 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
 
 
 @contextmanager
-def second_interrupt_exits_at_once() -> Iterator[None]:
+def second_interrupt_exits_at_once(stop: StopRequest) -> Iterator[None]:
     """The first Ctrl-C stops the batch cleanly (takes our prompts off the server, records
-    everything); a second one leaves at once, without waiting for downloads under way (their
-    temporary files are removed by the next run)."""
+    everything): while jobs run, by asking the scheduler, which stops within seconds; before,
+    as KeyboardInterrupt. A second one leaves at once (the journal has everything a resume
+    needs; temporary files are removed by the next run)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -100,6 +102,9 @@ def second_interrupt_exits_at_once() -> Iterator[None]:
         if interrupts > 1:
             os.write(2, b"\ninterrupted again: exiting now.\n")
             os._exit(ExitCode.INTERRUPTED)
+        if stop.graceful:
+            stop.requested = True
+            return
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_interrupt)

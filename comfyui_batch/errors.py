@@ -8,6 +8,8 @@
     ├── UnsafePath                  a name would put a file outside the output folder
     ├── ServerUnreachable           no answer from a server: exit 3
     ├── ServerError                 the server answered, but not as the protocol says
+    ├── CannotSave                  outputs or the manifest cannot be written (a full disk):
+    │                               the run stops, resumable
     └── JobFailed                   one job failed; the batch goes on (exit 1 at the end)
         └── PromptRejected          POST /prompt answered 400 (node_errors)
 
@@ -91,6 +93,11 @@ class ServerUnreachable(BatchError):
 
 class ServerError(BatchError):
     """The server answered something a ComfyUI server should not."""
+
+
+class CannotSave(BatchError):
+    """Our side cannot write: the output folder or the manifest (a full disk, no permission).
+    Every later job would fail the same way, so the run stops and can be resumed."""
 
 
 class JobFailed(BatchError):

@@ -74,6 +74,7 @@ class HistoryEntry:
     succeeded: bool
     files: tuple[FileRef, ...]
     error: str | None  # what went wrong, readable, when not succeeded
+    interrupted: bool = False  # stopped by /interrupt (or a cancel) rather than failed
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,12 @@ class ComfyClient:
     def interrupt(self, prompt_id: str) -> None:
         """Stops `prompt_id` if it is the one running; the server ignores it otherwise."""
         _ok(self._request("POST", "/interrupt", json={"prompt_id": prompt_id}))
+
+    def cancel(self, prompt_id: str) -> None:
+        """Takes `prompt_id` off the queue, or stops it if it is running; a finished or unknown
+        one is left alone. (Deleted first, so a waiting prompt cannot start in between.)"""
+        self.delete_from_queue([prompt_id])
+        self.interrupt(prompt_id)
 
     def download(self, ref: FileRef, sink: IO[bytes]) -> int:
         """Streams the file's bytes, exactly as stored on the server, into `sink`."""
@@ -229,8 +236,10 @@ def parse_history_entry(prompt_id: str, entry: Mapping[str, Any]) -> HistoryEntr
         if isinstance(item, dict) and isinstance(item.get("filename"), str)
     )
     succeeded = status.get("status_str", "success") == "success"
-    error = None if succeeded else _describe_failure(status.get("messages") or [])
-    return HistoryEntry(prompt_id, succeeded, files, error)
+    messages = status.get("messages") or []
+    error = None if succeeded else _describe_failure(messages)
+    interrupted = any(isinstance(m, list) and m[:1] == ["execution_interrupted"] for m in messages)
+    return HistoryEntry(prompt_id, succeeded, files, error, interrupted)
 
 
 def _describe_failure(messages: list[Any]) -> str:
