@@ -47,8 +47,15 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
-def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    """Runs the tool; returns the exit code (the console script passes it to sys.exit)."""
+def main(
+    argv: Sequence[str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    *,
+    whole_process: bool = False,
+) -> int:
+    """Runs the tool; returns the exit code (the console script passes it to sys.exit).
+    `whole_process`: the process ends with this call, so Ctrl-C handling stays to the end."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
         options, quiet = parse_args(argv)
@@ -57,7 +64,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         return ExitCode.BAD_INPUT
     stop = StopRequest()
     try:
-        with second_interrupt_exits_at_once(stop):
+        with second_interrupt_exits_at_once(stop, restore=not whole_process):
             summary = run_batch(options, Console(stdout, stderr, quiet), stop)
     except (BadInput, InvalidBatch, UnsafePath) as e:
         print(f"error: {e}", file=stderr)
@@ -86,7 +93,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
 
 
 @contextmanager
-def second_interrupt_exits_at_once(stop: StopRequest) -> Iterator[None]:
+def second_interrupt_exits_at_once(stop: StopRequest, restore: bool = True) -> Iterator[None]:
     """The first Ctrl-C stops the batch cleanly (takes our prompts off the server, records
     everything): while jobs run, by asking the scheduler, which stops within seconds; before,
     as KeyboardInterrupt. A second one leaves at once (the journal has everything a resume
@@ -111,7 +118,8 @@ def second_interrupt_exits_at_once(stop: StopRequest) -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if restore and not interrupts:  # after one, the next must still exit at once, to the end
+            signal.signal(signal.SIGINT, previous)
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
@@ -234,4 +242,12 @@ def _positive_float(text: str) -> float:
 
 
 def console_script() -> None:
-    sys.exit(main())
+    code = main(whole_process=True)
+    # Leave at once: a call still hung on a dead server must not hold the process up, and a
+    # last Ctrl-C must not find Python half shut down (it would die of the signal instead).
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            pass
+    os._exit(code)

@@ -61,6 +61,7 @@ class PromptRef:
     server: str
     prompt_id: str
     queued_at: float
+    confirmed: bool = True  # the server answered the POST; False while only its intent is known
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,8 @@ class JobRecord:
     @property
     def prompt(self) -> PromptRef | None:
         if self.prompt_id and self.server:
-            return PromptRef(self.server, self.prompt_id, self.queued_at or 0.0)
+            confirmed = self.status is not Status.SUBMITTING and self.status is not Status.CANCELLED
+            return PromptRef(self.server, self.prompt_id, self.queued_at or 0.0, confirmed)
         return None
 
 

@@ -21,6 +21,9 @@ from .results import ServerStats
 QUIET_LOOKUP_SECONDS = 2.0
 # A call unanswered this long: the server counts as not answering (hand-off, --retry-for).
 STALL_SECONDS = 10.0
+# A POST whose answer we never got (timed out, or the client was killed) may still reach the
+# server this long after it was sent, so its prompt is not called lost before then.
+LANDING_SECONDS = 10.0
 # How often a job may be lost (posted, then unknown to its server) before it fails.
 MAX_LOSSES = 3
 # How often fetching a finished job's outputs is tried when its server stops answering.
@@ -64,6 +67,7 @@ class Flight:
     started_at: float | None = None  # epoch
     finished_at: float | None = None  # epoch; set once, when it is seen to have ended
     adopted: bool = False  # posted by an earlier run (--resume)
+    confirmed: bool = True  # the server answered the POST (false for an earlier run's `submitting`)
     done: bool = False  # the server said it finished while our POST was still unanswered
     collect_attempts: int = 0
 
@@ -181,6 +185,13 @@ def given_up(servers: Sequence[ServerState], now: float, retry_for: float) -> fl
 def overdue(flight: Flight, now_epoch: float, limit: float | None) -> bool:
     """Whether a running job has run longer than --timeout."""
     return bool(limit) and flight.started_at is not None and now_epoch - flight.started_at > (limit or 0)
+
+
+def may_still_land(flight: Flight, now_epoch: float) -> bool:
+    """Whether a prompt the server does not know yet may still arrive there: its POST was
+    never answered (ours, or an earlier run's), and was sent less than LANDING_SECONDS ago."""
+    unanswered = flight.phase is Phase.UNSURE or (flight.phase is Phase.EARLIER and not flight.confirmed)
+    return unanswered and now_epoch - flight.queued_at < LANDING_SECONDS
 
 
 def lost(task: Task) -> bool:

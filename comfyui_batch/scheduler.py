@@ -48,6 +48,7 @@ from .policy import (
     has_room,
     lookup_due,
     lost,
+    may_still_land,
     next_assignment,
     overdue,
     smooth,
@@ -272,7 +273,9 @@ class Scheduler:
         if item.earlier is None or server is None:
             self._todo.append(task)
             return
-        flight = Flight(task, server, item.earlier.prompt_id, item.earlier.queued_at, Phase.EARLIER, adopted=True)
+        earlier = item.earlier
+        flight = Flight(task, server, earlier.prompt_id, earlier.queued_at, Phase.EARLIER, adopted=True)
+        flight.confirmed = earlier.confirmed
         server.flights[flight.prompt_id] = flight
         server.look_now = True
 
@@ -354,7 +357,8 @@ class Scheduler:
             return
         if isinstance(event, StreamLost):
             if server.flights:
-                self._reporter.warning(f"{server.name}: WebSocket lost ({event.reason}); reconnecting")
+                reason = event.reason.splitlines()[0][:160] if event.reason else "no reason given"
+                self._reporter.warning(f"{server.name}: WebSocket lost ({reason}); reconnecting")
             return
         flight = server.flights.get(event.prompt_id)
         if flight is None:
@@ -414,7 +418,8 @@ class Scheduler:
                     flight.started_at = self._clock.time()
                 self._confirm(flight)
             elif (entry := lookup.finished.get(prompt_id)) is None:
-                self._lost(flight)
+                if not may_still_land(flight, self._clock.time()):
+                    self._lost(flight)
             elif flight.adopted and entry.interrupted:
                 # Stopped by the run that posted it (Ctrl-C): it never produced its outputs.
                 del server.flights[prompt_id]

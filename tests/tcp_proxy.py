@@ -67,3 +67,56 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
         for sock in (source, sink):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+class SlowProxy(DroppingProxy):
+    """A loopback proxy that can slow the two requests a client can be caught in the middle of:
+    `POST /prompt` is held `post_delay` seconds before it reaches the server, and each `/view`
+    answer `view_delay` seconds before its first byte. Either can be changed at any time."""
+
+    def __init__(self, target_port: int, post_delay: float = 0.0, view_delay: float = 0.0) -> None:
+        self.post_delay = post_delay
+        self.view_delay = view_delay
+        super().__init__(target_port)
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self._target)
+        except OSError:
+            client.close()
+            return
+        # HTTP/1.1 without pipelining: requests and answers alternate on a connection, so the
+        # last request seen tells which answer is coming back.
+        requests: list[bytes] = []  # the start of each request on this connection
+        threading.Thread(target=self._answers, args=(upstream, client, requests), daemon=True).start()
+        try:
+            while data := client.recv(65536):
+                if data[:4] in (b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE"):
+                    requests.append(data[:16])
+                    if data.startswith(b"GET /ws"):
+                        with self._lock:
+                            self._websockets += [client, upstream]
+                    if data.startswith(b"POST /prompt") and self.post_delay:
+                        threading.Event().wait(self.post_delay)
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def _answers(self, upstream: socket.socket, client: socket.socket, requests: list[bytes]) -> None:
+        delayed = 0  # requests whose answer has been held already
+        try:
+            while data := upstream.recv(65536):
+                if len(requests) > delayed and requests[-1].startswith(b"GET /view") and self.view_delay:
+                    delayed = len(requests)
+                    threading.Event().wait(self.view_delay)
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

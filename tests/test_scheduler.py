@@ -14,7 +14,7 @@ from comfyui_batch.batch import Job
 from comfyui_batch.comfy.client import Queued
 from comfyui_batch.errors import ServerUnreachable
 from comfyui_batch.journal import PromptRef
-from comfyui_batch.policy import MAX_LOSSES, STALL_SECONDS, ServerState, in_flight_limit
+from comfyui_batch.policy import LANDING_SECONDS, MAX_LOSSES, STALL_SECONDS, ServerState, in_flight_limit
 from comfyui_batch.resume import Todo
 from comfyui_batch.scheduler import STOP_GRACE_SECONDS, SchedulerOptions
 
@@ -231,6 +231,31 @@ def test_a_job_an_earlier_run_left_queued_is_followed() -> None:
     run = Run([server])
     run.go([Todo(Job(1, {"color": 1}), PromptRef(server.url, "p-queued", 1.0))])
     assert run.results()[1].prompt_id == "p-queued" and not server.posted
+
+
+def test_an_earlier_runs_post_that_lands_late_is_followed_not_posted_twice() -> None:
+    server = FakeServer()
+    run = Run([server])
+    # the earlier run was killed with its POST under way; it reaches the server 3 s later
+    late = Todo(Job(1, {"color": 1}), PromptRef(server.url, "p-late", run.clock.time(), confirmed=False))
+
+    def lands() -> None:
+        if run.elapsed > 3:
+            server.pending.append(Prompt("p-late", 1))
+            run.clock.on_wait.remove(lands)
+
+    run.clock.on_wait.append(lands)
+    run.go([late])
+    assert run.results()[1].prompt_id == "p-late" and server.posted == []
+
+
+def test_an_earlier_runs_post_that_never_lands_runs_again_after_a_while() -> None:
+    server = FakeServer()
+    run = Run([server])
+    never = Todo(Job(1, {"color": 1}), PromptRef(server.url, "p-lost", run.clock.time(), confirmed=False))
+    run.go([never])
+    assert run.states() == {1: "ok"} and len(server.posted) == 1
+    assert LANDING_SECONDS <= run.elapsed < LANDING_SECONDS + 5
 
 
 def test_busy_time_never_exceeds_the_wall_time() -> None:
