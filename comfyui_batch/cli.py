@@ -19,9 +19,10 @@ from . import __version__
 from .batch import DEFAULT_BATCH_FILE
 from .comfy.client import DEFAULT_SERVER, ServerAddress
 from .errors import BadInput, BatchError, InvalidBatch, ServerError, ServerUnreachable, UnsafePath
+from .policy import MAX_LOSSES, STALL_SECONDS
 from .progress import Console
 from .runner import RunOptions, run_batch
-from .scheduler import SchedulerOptions, StopRequest
+from .scheduler import STOP_GRACE_SECONDS, SchedulerOptions, StopRequest
 
 PROG = "ComfyUI-API-BatchProcessing.py"
 
@@ -36,6 +37,12 @@ examples:
 
 exit codes: 0 all jobs done, 1 some job failed, 2 bad input (nothing was queued),
             3 server unreachable, 130 interrupted (Ctrl-C)
+
+bounds: Ctrl-C cancels this run's prompts and exits, waiting at most {STOP_GRACE_SECONDS:g} s for the servers
+        (a second Ctrl-C exits at once);
+        a request unanswered for {STALL_SECONDS:g} s counts as the server not answering (--retry-for);
+        a job its server loses {MAX_LOSSES} times fails instead of being queued again.
+        Everything is recorded as it happens: --resume after any interruption.
 """
 
 
@@ -217,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=SchedulerOptions.retry_for,
         metavar="SECONDS",
         help="how long to keep retrying when no server answers (default: %(default)gs); "
-        "then stop, resumable with --resume",
+        "then stop within seconds, resumable with --resume",
     )
     parser.add_argument(
         "--report", type=Path, metavar="FILE.json", help="also write the summary, with every job, as JSON"

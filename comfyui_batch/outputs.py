@@ -14,6 +14,7 @@ folders of runs that are no longer alive (each run holds a lock on its folder wh
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -40,6 +41,8 @@ TEMP_FOLDER = ".comfyui-batch"
 _LOCK_NAME = "lock"
 _RUN_FOLDER = re.compile(r"[0-9a-f]{32}")
 _TEMP_FILE = re.compile(r"[0-9a-f]{32}\.part")
+# What os.link raises where a file system has no hard links (FAT, some network shares).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
 _EXTENSION = re.compile(r"[A-Za-z0-9]{1,12}")
 # Pillow can decode these; anything else (video, audio, text) is checked by its first bytes only.
 IMAGE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"})
@@ -107,14 +110,19 @@ class OutputFolder:
         self._lock = threading.Lock()
         self._last: tuple[str, int] = ("", 0)
         self._temp: TempArea | None = None
+        self._closed = False
 
     def prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._temp = TempArea(self.directory / TEMP_FOLDER)
 
     def close(self) -> None:
-        if self._temp is not None:
-            self._temp.close()
+        """Ends saving: a save still under way (a download abandoned at a stop) gives no name
+        to its file after this; our temporary files go."""
+        with self._lock:
+            self._closed = True
+            if self._temp is not None:
+                self._temp.close()
 
     def save(
         self,
@@ -152,7 +160,7 @@ class OutputFolder:
             # Continue the numbering within the same second rather than probing from 1 again.
             number = self._last[1] + 1 if self._last[0] == stamp else 1
             while True:
-                if stop is not None and stop.is_set():
+                if self._closed or (stop is not None and stop.is_set()):
                     raise SaveStopped
                 final = self.directory / output_name(self.prefix, when, number, extension)
                 if not os.path.lexists(final):
@@ -292,14 +300,20 @@ def _link_exclusive(source: Path, target: Path) -> bool:
         return True
     except FileExistsError:
         return False
-    except OSError:
-        pass  # file systems without hard links: reserve the name, then move over the placeholder
+    except OSError as e:
+        if e.errno not in _NO_HARD_LINKS:
+            raise
+    # A file system without hard links: reserve the name, then move over the placeholder.
     try:
         with open(target, "xb"):
             pass
     except FileExistsError:
         return False
-    os.replace(source, target)
+    try:
+        os.replace(source, target)
+    except OSError:
+        target.unlink()  # the empty placeholder made just above, and nothing else
+        raise
     return True
 
 

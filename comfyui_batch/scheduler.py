@@ -170,7 +170,6 @@ class Scheduler:
         self._to_collect: deque[tuple[Flight, HistoryEntry | None]] = deque()
         self._collecting: set[Flight] = set()
         self._results: list[JobResult] = []
-        self._calls = 0  # calls under way
         self._cancelling = 0  # cancel calls under way
         self._stopping = False
         self._stop_saving = threading.Event()
@@ -247,12 +246,10 @@ class Scheduler:
         if isinstance(message, _News):
             self._on_event(message.server, message.event)
             return
-        self._calls -= 1
         message.then(message.value, message.error)
 
     def _call(self, work: Callable[[], T], then: Callable[[Any, Exception | None], None]) -> None:
         """Runs `work` in the background; `then(value, error)` runs on this thread with its outcome."""
-        self._calls += 1
         inbox = self._inbox
 
         def run() -> None:
@@ -613,14 +610,22 @@ class Scheduler:
     def _on_cancelled(self, flights: list[Flight], error: Exception | None) -> None:
         if error is not None:
             return  # not recorded: the journal still says queued, and a resume looks it up
+        now = self._clock.time()
         for flight in flights:
+            if flight.started_at is not None:  # it ran until now: busy, though not a job done there
+                flight.server.stats.count(*busy_interval(flight, now, self._run_started), ended=False)
             self._finish(self._result(flight, CANCELLED, error="cancelled"))
 
     def _stop_now(self) -> None:
         """Stops everything: prompts cancelled, downloads stopped, what answers within
-        STOP_GRACE_SECONDS recorded. Anything still unanswered is left to a resume."""
+        STOP_GRACE_SECONDS recorded. Only cancels and POSTs are waited for (a POST answered
+        now is cancelled in turn); a download cut short or a lookup matters to no one, as the
+        journal already holds every file that may have appeared, and a resume looks up the rest."""
         self._wind_down(stop_downloads=True)
-        self._settle(STOP_GRACE_SECONDS, lambda: self._calls > 0)
+        self._settle(STOP_GRACE_SECONDS, self._must_wait)
+
+    def _must_wait(self) -> bool:
+        return self._cancelling > 0 or any(server.posting_since is not None for server in self._servers)
 
     def _settle(self, grace: float, waiting: Callable[[], bool]) -> None:
         deadline = self._clock.monotonic() + grace

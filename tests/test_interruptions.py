@@ -65,10 +65,10 @@ class Trial:
     stopped_after: int = 0  # manifest records written when the client was stopped
     ctrl_c_to_exit: float | None = None  # seconds
 
-    def start(self) -> subprocess.Popen[str]:
+    def start(self, *options: str) -> subprocess.Popen[str]:
         command = [sys.executable, str(REPO / "ComfyUI-API-BatchProcessing.py"), str(self.batch)]
         return subprocess.Popen(
-            [*command, "--server", self.proxy.url],
+            [*command, "--server", self.proxy.url, *options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -203,6 +203,19 @@ def test_two_ctrl_c_at_a_random_moment_then_resume(trials: Callable[[str], Trial
     process = trial.start()
     wait_for_records(trial, process, random.randint(1, RECORDS))
     ctrl_c(trial, process, times=2)
+    resume_and_check(trial)
+
+
+@pytest.mark.parametrize("trial_number", range(TRIALS))
+def test_ctrl_c_during_a_resume_then_resume_again(trials: Callable[[str], Trial], trial_number: int) -> None:
+    trial = trials("ctrl-c-during-resume")
+    process = trial.start()
+    wait_for_records(trial, process, random.randint(2, RECORDS))
+    kill(process)
+    written = len(trial.records())
+    resume = trial.start("--resume")  # finds finished, queued and half-saved jobs: stopped amid them
+    wait_for_records(trial, resume, written + random.randint(1, RECORDS + 1 - written))
+    ctrl_c(trial, resume)
     resume_and_check(trial)
 
 
