@@ -33,7 +33,7 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO / "tests"))  # reuse the test suite's server harness
 
 from comfy_server import ComfyServer, comfyui_home  # noqa: E402 (found through sys.path above)
-from tcp_proxy import SlowProxy  # noqa: E402
+from tcp_proxy import FaultProxy  # noqa: E402
 
 TOOL = REPO / "ComfyUI-API-BatchProcessing.py"
 
@@ -89,7 +89,7 @@ def main() -> None:
         for n in range(args.repeat):
             for scenario in results:
                 with ComfyServer(home, root / f"server-{scenario}-{n}") as server:
-                    proxy = SlowProxy(server.port)
+                    proxy = FaultProxy(server.port)
                     batch = batch_file(root / f"{scenario}-{n}", jobs=12)
                     tool = started(batch, proxy.url, "--retry-for", f"{args.retry_for:g}")
                     once_queued(batch, tool)

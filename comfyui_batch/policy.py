@@ -100,12 +100,14 @@ class ServerState:
         return self.trouble_since(now) is None
 
 
-def failed(server: ServerState, now: float, error: str) -> bool:
-    """Notes a failed call; True if the server was fine until now."""
+def failed(server: ServerState, now: float, error: str, sent: float) -> bool:
+    """Notes a call sent at `sent` that failed now; True if the server was fine until then.
+    It has not been answering since the call was sent (a call that hung for a minute before
+    timing out counts from its start, so --retry-for is kept however long calls take)."""
     server.last_error = error
     first = server.down_since is None
     if server.down_since is None:
-        server.down_since = now
+        server.down_since = sent
     server.retry_at = now + retry_delay(now - server.down_since)
     return first
 

@@ -311,7 +311,7 @@ class Scheduler:
             return
         if error is not None:
             # Timed out or cut: it may be queued all the same. Looked up before anything else.
-            self._server_failed(server, now, error)
+            self._server_failed(server, now, error, sent)
             flight.phase = Phase.UNSURE
             server.look_now = True
             return
@@ -398,10 +398,10 @@ class Scheduler:
         lookup: _Lookup | None,
         error: Exception | None,
     ) -> None:
-        now = self._clock.monotonic()
+        now, sent = self._clock.monotonic(), server.looking_since or self._clock.monotonic()
         server.looking_since = None
         if error is not None:
-            self._server_failed(server, now, error)
+            self._server_failed(server, now, error, sent)
             return
         assert lookup is not None
         self._server_answered(server, now)
@@ -444,11 +444,11 @@ class Scheduler:
                 error += f" (last error: {server.last_error})"
             self._finish(self._result(flight, FAILED, error=error))
 
-    def _server_failed(self, server: ServerState, now: float, error: Exception) -> None:
+    def _server_failed(self, server: ServerState, now: float, error: Exception, sent: float) -> None:
         if not isinstance(error, BatchError):
             raise error  # a bug, not the server: never hidden as a retry
         reason = str(error) if server.name in str(error) else f"{server.name}: {error}"
-        if failed(server, now, reason):
+        if failed(server, now, reason, sent):
             self._reporter.warning(f"{reason}; retrying for up to {self._options.retry_for:g}s")
 
     def _server_answered(self, server: ServerState, now: float) -> None:
@@ -510,9 +510,9 @@ class Scheduler:
             self._collecting.add(flight)
             finished = Finished(flight.task.index, flight.prompt_id, entry, flight.task.saved)
             work = partial(self._collect, self._apis[flight.server.name], finished, self._stop_saving)
-            self._call(work, partial(self._on_collected, flight))
+            self._call(work, partial(self._on_collected, flight, self._clock.monotonic()))
 
-    def _on_collected(self, flight: Flight, collected: Collected | None, error: Exception | None) -> None:
+    def _on_collected(self, flight: Flight, sent: float, collected: Collected | None, error: Exception | None) -> None:
         self._collecting.discard(flight)
         server, now = flight.server, self._clock.monotonic()
         server.last_news = now
@@ -525,7 +525,7 @@ class Scheduler:
             flight.collect_attempts += 1
             flight.phase = Phase.QUEUED
             server.flights[flight.prompt_id] = flight
-            self._server_failed(server, now, error)
+            self._server_failed(server, now, error, sent)
         elif isinstance(error, BatchError) and not isinstance(error, CannotSave):
             self._finish(self._result(flight, FAILED, error=str(error)))
         elif error is not None:

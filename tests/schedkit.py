@@ -32,6 +32,7 @@ class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
         self.on_wait: list[Callable[[], None]] = []  # hooks run at every wait: scripted faults
+        self.timers: list[tuple[float, Callable[[], None]]] = []  # (when, what), run once due
 
     def monotonic(self) -> float:
         return self.now
@@ -42,6 +43,9 @@ class FakeClock:
     def wait(self, inbox: queue.Queue[M], timeout: float) -> M | None:
         for hook in list(self.on_wait):
             hook()
+        for timer in [t for t in self.timers if t[0] <= self.now]:
+            self.timers.remove(timer)
+            timer[1]()
         try:
             return inbox.get_nowait()
         except queue.Empty:
@@ -50,14 +54,20 @@ class FakeClock:
 
 
 class Hung(BaseException):
-    """A call that never answers (raised through the scheduler's call wrapper on purpose)."""
+    """A call that does not answer (raised through the scheduler's call wrapper on purpose):
+    never, or after `server.hang_timeout` seconds with a timeout, as an HTTP client would."""
+
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
 
 
 def inline_spawn(work: Callable[[], None]) -> None:
     try:
         work()
-    except Hung:
-        pass
+    except Hung as hung:
+        server = hung.server
+        if server.hang_timeout is not None:
+            server.clock.timers.append((server.clock.now + server.hang_timeout, lambda: server.time_out(work)))
 
 
 @dataclass
@@ -73,7 +83,9 @@ class FakeServer:
     clock: FakeClock = field(default_factory=FakeClock)  # the run's, once given to a Run
     job_seconds: float = 1.0
     down: bool = False  # every call fails as if the server were off
-    hang: set[str] = field(default_factory=set)  # names of methods that never answer
+    hang: set[str] = field(default_factory=set)  # names of methods that do not answer
+    hang_timeout: float | None = None  # None: a hung call never ends; else it times out then
+    timing_out: bool = False
     forget: bool = False  # every prompt vanishes after being queued (a restart each time)
     answer_ids: bool = False  # answers with an id of its own that it never knows again
     fail_jobs: dict[int, str] = field(default_factory=dict)  # job index -> node error
@@ -130,9 +142,19 @@ class FakeServer:
         """A prompt that ran to the end before anyone asked."""
         self._end(Prompt(prompt_id, job), interrupted=False)
 
+    def time_out(self, work: Callable[[], None]) -> None:
+        """Ends a hung call the way a client's timeout does."""
+        self.timing_out = True
+        try:
+            work()
+        finally:
+            self.timing_out = False
+
     def _enter(self, method: str) -> None:
+        if self.timing_out:
+            raise ServerUnreachable(self.url, "timed out")
         if method in self.hang:
-            raise Hung
+            raise Hung(self)
         if self.down:
             raise ServerUnreachable(self.url, "connection refused or host unknown")
         self._advance()

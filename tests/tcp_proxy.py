@@ -1,5 +1,6 @@
-"""A loopback TCP proxy that can cut its WebSocket connections on demand, to test that the
-client reconnects and misses no completion. Threads, stdlib only."""
+"""A loopback TCP proxy that breaks things on demand: it cuts WebSockets (the client must
+reconnect and miss no completion) and holds requests (so a client can be stopped inside them).
+Threads, stdlib only."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ import socket
 import threading
 
 
-class DroppingProxy:
-    def __init__(self, target_port: int) -> None:
+class FaultProxy:
+    """A loopback proxy that can cut its WebSockets on demand and slow the two requests a
+    client can be caught in the middle of: `POST /prompt` is held `post_delay` seconds before it
+    reaches the server, each `/view` answer `view_delay` seconds before its first byte. The
+    delays can be changed at any time."""
+
+    def __init__(self, target_port: int, post_delay: float = 0.0, view_delay: float = 0.0) -> None:
+        self.post_delay = post_delay
+        self.view_delay = view_delay
         self._target = ("127.0.0.1", target_port)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -48,43 +56,6 @@ class DroppingProxy:
         except OSError:
             client.close()
             return
-        first = client.recv(65536)
-        if first.startswith(b"GET /ws"):
-            with self._lock:
-                self._websockets += [client, upstream]
-        upstream.sendall(first)
-        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
-        _pump(client, upstream)
-
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-class SlowProxy(DroppingProxy):
-    """A loopback proxy that can slow the two requests a client can be caught in the middle of:
-    `POST /prompt` is held `post_delay` seconds before it reaches the server, and each `/view`
-    answer `view_delay` seconds before its first byte. Either can be changed at any time."""
-
-    def __init__(self, target_port: int, post_delay: float = 0.0, view_delay: float = 0.0) -> None:
-        self.post_delay = post_delay
-        self.view_delay = view_delay
-        super().__init__(target_port)
-
-    def _serve(self, client: socket.socket) -> None:
-        try:
-            upstream = socket.create_connection(self._target)
-        except OSError:
-            client.close()
-            return
         # HTTP/1.1 without pipelining: requests and answers alternate on a connection, so the
         # last request seen tells which answer is coming back.
         requests: list[bytes] = []  # the start of each request on this connection
@@ -102,9 +73,7 @@ class SlowProxy(DroppingProxy):
         except OSError:
             pass
         finally:
-            for sock in (client, upstream):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            _shut(client, upstream)
 
     def _answers(self, upstream: socket.socket, client: socket.socket, requests: list[bytes]) -> None:
         delayed = 0  # requests whose answer has been held already
@@ -117,6 +86,10 @@ class SlowProxy(DroppingProxy):
         except OSError:
             pass
         finally:
-            for sock in (client, upstream):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            _shut(client, upstream)
+
+
+def _shut(*sockets: socket.socket) -> None:
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

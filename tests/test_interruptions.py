@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batchkit import get_json, manifest_records, run_cli, write_batch
+from batchkit import get_json, image_workflow, manifest_records, run_cli, write_batch
 from comfy_server import ComfyServer
-from tcp_proxy import SlowProxy
+from tcp_proxy import FaultProxy
 
 from comfyui_batch.outputs import TEMP_FOLDER
 
@@ -41,26 +41,13 @@ OUTPUTS_PER_JOB = 2
 RECORDS = 1 + JOBS * (3 + OUTPUTS_PER_JOB)
 
 
-def two_output_workflow(steps: int = 3, step_ms: int = 60) -> dict[str, Any]:
-    """EmptyImage -> TestSlowSampler -> two SaveImage nodes: two files per job."""
-    return {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 0}},
-        "2": {
-            "class_type": "TestSlowSampler",
-            "inputs": {"image": ["1", 0], "steps": steps, "step_ms": step_ms, "seed": 0},
-        },
-        "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "first", "images": ["2", 0]}},
-        "4": {"class_type": "SaveImage", "inputs": {"filename_prefix": "second", "images": ["2", 0]}},
-    }
-
-
 @dataclass
 class Trial:
     kind: str
     batch: Path
     out: Path
     colors: list[int]
-    proxy: SlowProxy
+    proxy: FaultProxy
     server: ComfyServer
     stopped_after: int = 0  # manifest records written when the client was stopped
     ctrl_c_to_exit: float | None = None  # seconds
@@ -81,7 +68,7 @@ class Trial:
 
 @pytest.fixture
 def trials(comfy_server: ComfyServer, tmp_path: Path) -> Iterator[Callable[[str], Trial]]:
-    proxy = SlowProxy(comfy_server.port)
+    proxy = FaultProxy(comfy_server.port)
     made = 0
 
     def make(kind: str) -> Trial:
@@ -91,7 +78,9 @@ def trials(comfy_server: ComfyServer, tmp_path: Path) -> Iterator[Callable[[str]
         base = random.randrange(1, 0xFFFFFF - JOBS)  # never a cached job of another trial
         colors = [base + i for i in range(JOBS)]
         folder = tmp_path / f"{kind}-{made}"
-        batch = write_batch(folder, [{"color": c} for c in colors], workflow=two_output_workflow())
+        batch = write_batch(
+            folder, [{"color": c} for c in colors], workflow=image_workflow(3, 60, saves=OUTPUTS_PER_JOB)
+        )
         return Trial(kind, batch, folder / "out", colors, proxy, comfy_server)
 
     yield make

@@ -14,7 +14,14 @@ from comfyui_batch.batch import Job
 from comfyui_batch.comfy.client import Queued
 from comfyui_batch.errors import ServerUnreachable
 from comfyui_batch.journal import PromptRef
-from comfyui_batch.policy import LANDING_SECONDS, MAX_LOSSES, STALL_SECONDS, ServerState, in_flight_limit
+from comfyui_batch.policy import (
+    LANDING_SECONDS,
+    MAX_LOSSES,
+    QUIET_LOOKUP_SECONDS,
+    STALL_SECONDS,
+    ServerState,
+    in_flight_limit,
+)
 from comfyui_batch.resume import Todo
 from comfyui_batch.scheduler import STOP_GRACE_SECONDS, SchedulerOptions
 
@@ -148,6 +155,22 @@ def test_a_post_that_never_answers_is_given_up_on_at_retry_for_though_the_queue_
     # the hung POST may still land: its id is cancelled, and the journal keeps it for a resume
     (record,) = [r for r in run.journal if getattr(r, "job", 0) == 1 and r.status.value == "submitting"]
     assert server.cancelled == [record.prompt_id] and run.states() == {1: "cancelled"}
+
+
+def test_a_frozen_server_is_given_up_on_at_retry_for_from_when_it_froze_however_long_calls_take() -> None:
+    server = FakeServer(job_seconds=5.0, hang_timeout=20.0)  # calls time out, before --retry-for
+    run = Run([server], SchedulerOptions(retry_for=30))
+    frozen_at: list[float] = []
+
+    def freeze() -> None:
+        if server.posted and not frozen_at:
+            frozen_at.append(run.clock.now)
+            server.hang.update({"queue", "history", "queue_prompt", "cancel"})
+
+    run.clock.on_wait.append(freeze)
+    with pytest.raises(ServerUnreachable, match="retry-for 30"):
+        run.go(3)
+    assert 30 < run.clock.now - frozen_at[0] < 30 + QUIET_LOOKUP_SECONDS + STOP_GRACE_SECONDS + 1
 
 
 def test_a_post_that_failed_but_landed_is_followed_not_posted_again() -> None:
