@@ -144,7 +144,7 @@ def _executions(trial: Trial) -> dict[int, int]:
     """How many times each job's prompt ran to the end on the server."""
     history = get_json(f"{trial.server.url}/history?max_items=100000")
     ran = Counter(
-        entry["prompt"][2]["1"]["inputs"]["color"]
+        entry["prompt"][2].get("1", {}).get("inputs", {}).get("color")
         for entry in history.values()
         if entry["status"]["status_str"] == "success"
     )
