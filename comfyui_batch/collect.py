@@ -9,7 +9,7 @@ name.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -34,13 +34,9 @@ class Finished:
     job: int
     prompt_id: str
     entry: HistoryEntry | None  # its history, when already fetched
-    saved: Mapping[str, str]  # output slot -> path, saved by an earlier attempt at this job
-
-
-@dataclass(frozen=True)
-class Collected:
-    files: tuple[str, ...]  # every output's path, in the server's order; its names when saving is off
-    new: int  # how many of them this collection saved
+    # Output slot -> path saved by an earlier attempt at this job; each save adds to it, so an
+    # attempt cut short (the server went away mid-download) is not saved twice by the next.
+    saved: MutableMapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -49,9 +45,9 @@ class SaveTo:
     journal: Journal
 
 
-def collect(server: Downloader, finished: Finished, stop: threading.Event, target: SaveTo | None) -> Collected:
-    """Saves every output of the prompt not saved already. Without a target (saving is off),
-    the server's names. Raises JobFailed if the prompt failed or an output cannot be saved
+def collect(server: Downloader, finished: Finished, stop: threading.Event, target: SaveTo | None) -> tuple[str, ...]:
+    """Saves every output of the prompt not saved already and returns the paths of all, in the
+    server's order; without a target (saving is off), the server's names. Raises JobFailed if the prompt failed or an output cannot be saved
     safely, CannotSave for our disk, SaveStopped when `stop` is set."""
     entry = finished.entry or server.history(finished.prompt_id)
     if entry is None:
@@ -62,15 +58,16 @@ def collect(server: Downloader, finished: Finished, stop: threading.Event, targe
         check_relative_name(ref.subfolder, "subfolder from the server")
         check_relative_name(ref.filename, "file name from the server")
     if target is None:
-        return Collected(tuple(str(ref) for ref in entry.files), 0)
-    files, new = [], 0
+        return tuple(str(ref) for ref in entry.files)
+    files = []
     for slot, ref in output_slots(entry.files):
         if slot in finished.saved:
             files.append(finished.saved[slot])
             continue
-        files.append(str(_save(server, ref, target, _announcer(target.journal, finished, slot, ref), stop).path))
-        new += 1
-    return Collected(tuple(files), new)
+        path = str(_save(server, ref, target, _announcer(target.journal, finished, slot, ref), stop).path)
+        finished.saved[slot] = path
+        files.append(path)
+    return tuple(files)
 
 
 def output_slots(refs: tuple[FileRef, ...]) -> Iterator[tuple[str, FileRef]]:

@@ -48,6 +48,7 @@ class Task:
     plan: PlannedJob
     # Output slot -> path saved by an earlier attempt; collection adds to it as it saves.
     saved: MutableMapping[str, str] = field(default_factory=dict)
+    saved_before: int = 0  # how many of them earlier runs saved
     losses: int = 0  # times a server lost it
 
     @property

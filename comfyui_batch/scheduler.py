@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from .collect import Collected, Downloader, Finished
+from .collect import Downloader, Finished
 from .comfy.client import HistoryEntry, Queued, QueueState, ServerAddress
 from .comfy.events import Event, Progress, PromptDone, PromptStarted, StreamLost, StreamRestored
 from .errors import BatchError, CannotSave, JobFailed, ServerUnreachable
@@ -120,7 +120,7 @@ class SystemClock:
 # Runs a function in the background; tests run it at once.
 Spawn = Callable[[Callable[[], None]], None]
 # Fetches and saves a finished prompt's outputs (collect.collect, with the output folder bound).
-Collector = Callable[[Downloader, Finished, threading.Event], Collected]
+Collector = Callable[[Downloader, Finished, threading.Event], tuple[str, ...]]
 
 
 def spawn_daemon(work: Callable[[], None]) -> None:
@@ -265,7 +265,7 @@ class Scheduler:
 
     def _take(self, item: Todo, plan: PlannedJob) -> None:
         """A job to do; one an earlier run posted is looked up on its server before anything else."""
-        task = Task(plan, dict(item.saved))
+        task = Task(plan, dict(item.saved), saved_before=len(item.saved))
         server = self._by_name.get(item.earlier.server) if item.earlier else None
         if item.earlier is None or server is None:
             self._todo.append(task)
@@ -512,12 +512,15 @@ class Scheduler:
             work = partial(self._collect, self._apis[flight.server.name], finished, self._stop_saving)
             self._call(work, partial(self._on_collected, flight, self._clock.monotonic()))
 
-    def _on_collected(self, flight: Flight, sent: float, collected: Collected | None, error: Exception | None) -> None:
+    def _on_collected(
+        self, flight: Flight, sent: float, files: tuple[str, ...] | None, error: Exception | None
+    ) -> None:
         self._collecting.discard(flight)
         server, now = flight.server, self._clock.monotonic()
         server.last_news = now
-        if collected is not None:
-            self._finish(self._result(flight, OK, files=collected.files, new_files=collected.new))
+        if files is not None:
+            new_files = max(0, len(files) - flight.task.saved_before)
+            self._finish(self._result(flight, OK, files=files, new_files=new_files))
         elif isinstance(error, SaveStopped) or (isinstance(error, ServerUnreachable) and self._stopping):
             pass  # stopping: the journal has what was saved; a resume collects the rest
         elif isinstance(error, ServerUnreachable) and flight.collect_attempts + 1 < COLLECT_ATTEMPTS:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, TypeVar
 
 from comfyui_batch.batch import Job
-from comfyui_batch.collect import Collected, Downloader, Finished, collect
+from comfyui_batch.collect import Downloader, Finished, collect
 from comfyui_batch.comfy.client import FileRef, HistoryEntry, Queued, QueueState, ServerAddress
 from comfyui_batch.errors import PromptRejected, ServerUnreachable
 from comfyui_batch.journal import FileRecord, JobRecord, Record
@@ -233,7 +233,7 @@ class Run:
         plans = {item.job.index: plan(item.job.index) for item in todo}
         return self.scheduler.run(todo, plans, self.collect, self.journal.append, self.stop)
 
-    def collect(self, server: Downloader, finished: Finished, stop: Any) -> Collected:
+    def collect(self, server: Downloader, finished: Finished, stop: Any) -> tuple[str, ...]:
         return collect(server, finished, stop, None)
 
     @property
