@@ -19,6 +19,7 @@ from . import __version__
 from .batch import DEFAULT_BATCH_FILE
 from .comfy.client import DEFAULT_SERVER, ServerAddress
 from .errors import BadInput, BatchError, InvalidBatch, ServerError, ServerUnreachable, UnsafePath
+from .present import PresentOptions
 from .progress import Console
 from .runner import RunOptions, run_batch
 from .scheduler import SchedulerOptions
@@ -32,6 +33,7 @@ examples:
   python {PROG} my-batch.json --server gpu1:8188 --server gpu2:8188
   python {PROG} my-batch.json --resume        # after Ctrl-C, a crash or failed jobs
   python {PROG} my-batch.json --dry-run --export-workflows jobs/
+  python {PROG} my-batch.json --contact-sheet   # then open images/my-batch.html
   COMFYUI_URL=http://gpu-box:8188 python {PROG} my-batch.json --fail-fast
 
 exit codes: 0 all jobs done, 1 some job failed, 2 bad input (nothing was queued),
@@ -131,6 +133,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
         dry_run=args.dry_run,
         export_workflows=args.export_workflows,
         report=args.report,
+        present=PresentOptions(gallery=not args.no_gallery, contact_sheet=args.contact_sheet),
     )
     if args.export_workflows and not args.dry_run:
         raise BadInput(
@@ -208,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--report", type=Path, metavar="FILE.json", help="also write the summary, with every job, as JSON"
+    )
+    parser.add_argument(
+        "--no-gallery",
+        action="store_true",
+        help="do not write the gallery page ({batch name}.html beside the outputs, updated as jobs finish)",
+    )
+    parser.add_argument(
+        "--contact-sheet",
+        action="store_true",
+        help="also make {batch name}.contact.png: every image of the run on one sheet, labelled with job and seed",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary on stderr")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

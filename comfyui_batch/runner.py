@@ -24,6 +24,7 @@ from .errors import BadInput, ServerUnreachable
 from .outputs import Manifest, OutputFolder, check_prefix, manifest_path, read_manifest
 from .plan import PlannedJob, job_graphs
 from .preflight import Preflight, prepare, upload
+from .present import Presenter, PresentOptions, open_presenter, read_grid
 from .progress import Console, ConsoleReporter, Reporter
 from .results import SKIPPED, JobResult, Summary
 from .resume import ResumePlan, plan_resume
@@ -42,10 +43,12 @@ class RunOptions:
     export_workflows: Path | None = None  # with dry_run: each job's final workflow goes here
     report: Path | None = None
     random_seed: int | None = None  # makes "random" seeds reproducible (tests)
+    present: PresentOptions = field(default_factory=PresentOptions)  # gallery, contact sheet
 
 
 def run_batch(options: RunOptions, console: Console) -> Summary:
     batch = load_batch(options.batch_file)
+    grid = read_grid(batch)
     jobs = expand_jobs(batch, random.Random(options.random_seed))
     check_prefix(batch.save.filename_prefix)
     reporter = ConsoleReporter(console)
@@ -64,7 +67,13 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
         folder, manifest = open_outputs(batch, stack)
         plans = {p.job.index: p for p in upload(checked, clients)}
         manifest.append(run_record(batch, jobs, options))
-        return execute(scheduler, todo, plans, partial(collect, folder=folder), manifest, len(jobs), options, reporter)
+        presenter = open_presenter(
+            batch, grid, options.present, todo.done, todo.wanted, manifest.path, manifest.append, options.resume
+        )
+        stack.callback(presenter.stop)
+        return execute(
+            scheduler, todo, plans, partial(collect, folder=folder), manifest, presenter, len(jobs), options, reporter
+        )
 
 
 def execute(
@@ -73,14 +82,16 @@ def execute(
     plans: dict[int, PlannedJob],
     collector: Collector,
     manifest: Manifest,
+    presenter: Presenter,
     total: int,
     options: RunOptions,
     reporter: Reporter,
 ) -> Summary:
     """Runs what is left and sums it up. Ctrl-C and dead servers end the run early, never
-    without a summary and the way to resume."""
+    without a summary and the way to resume. Every manifest record goes through `presenter`."""
     done = [JobResult(job, SKIPPED, files=files) for job, files in todo.done]
     reporter.started(total, [str(a) for a in options.servers], skipped=len(done))
+    presenter.start(reporter)
     started = time.monotonic()
     interrupted, unreachable = False, None
     try:
@@ -88,7 +99,7 @@ def execute(
             [plans[job.index] for job in todo.to_run],
             [Adopted(plans[e.job.index], e.server, e.prompt_id, e.queued_at) for e in todo.earlier],
             collect=collector,
-            record=manifest.append,
+            record=presenter.record,
         )
     except KeyboardInterrupt:
         interrupted = True
@@ -96,6 +107,7 @@ def execute(
         unreachable = e
     summary = Summary(total, done + scheduler.results, time.monotonic() - started, scheduler.server_stats, interrupted)
     finish(summary, options, reporter, manifest.path)
+    presenter.finish(summary.interrupted, reporter)
     if unreachable:
         raise unreachable
     return summary
