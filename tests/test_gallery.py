@@ -3,8 +3,10 @@ disk in a real browser (headless Chromium) with its filter and sort."""
 
 from __future__ import annotations
 
+import io
 import re
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,13 @@ from playwright.sync_api import Browser, Page
 from test_grids import job
 
 from comfyui_batch.batch import Job
+from comfyui_batch.present import presenter as presenting
 from comfyui_batch.present.files import write_atomically
 from comfyui_batch.present.gallery import Page as GalleryPage
 from comfyui_batch.present.gallery import PageHeader
-from comfyui_batch.present.records import WAITING
+from comfyui_batch.present.presenter import Presenter, PresentOptions, Scene
+from comfyui_batch.present.records import WAITING, waiting
+from comfyui_batch.progress import Console, ConsoleReporter
 from comfyui_batch.results import JobResult
 
 HEADER = PageHeader("night.json", "wf.json", "night.manifest.jsonl", running=False)
@@ -91,6 +96,24 @@ def test_a_failed_rewrite_leaves_the_previous_page_whole(tmp_path: Path) -> None
         write_atomically(page, half)
     assert page.read_text() == "<html>previous</html>"
     assert [p.name for p in tmp_path.iterdir()] == ["b.html"]
+
+
+def test_a_long_run_rewrites_its_page_a_bounded_number_of_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[str] = []
+    monkeypatch.setattr(presenting, "_write_page", lambda path, page, header: writes.append(page.render(header)))
+    scene = Scene("night.json", "night", "wf.json", tmp_path, "night.manifest.jsonl", saved=True)
+    jobs = [Job(i, {"seed": i}) for i in range(1, 2001)]
+    appended: list[Mapping[str, Any]] = []
+    presenter = Presenter(scene, PresentOptions(interval=3600), [waiting(j) for j in jobs], appended.append)
+    presenter.start(ConsoleReporter(Console(io.StringIO(), io.StringIO())))
+    for each in jobs:
+        presenter.record(JobResult(each, "ok", files=(f"{each.index}.png",)).record())
+    presenter.finish(False, ConsoleReporter(Console(io.StringIO(), io.StringIO())))
+    assert len(appended) == 2001  # every record reached the manifest, and the page's own
+    assert len(writes) <= 3  # the first page, the writer's first pass, the last page: not one per job
+    assert [status_of(writes[-1], i) for i in (1, 1000, 2000)] == ["ok", "ok", "ok"]
 
 
 # --- during a real run ---------------------------------------------------------------------------

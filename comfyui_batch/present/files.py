@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from ..outputs import IMAGE_EXTENSIONS, TEMP_PREFIX, extension_of
+from ..outputs import IMAGE_EXTENSIONS, TEMP_PREFIX
 
 VIDEO_EXTENSIONS = frozenset({"mp4", "webm", "mov", "m4v", "mkv", "ogv"})
 AUDIO_EXTENSIONS = frozenset({"wav", "mp3", "flac", "ogg", "oga", "m4a", "opus", "aac"})
@@ -45,8 +45,8 @@ def file_name(recorded: str) -> str:
 
 
 def kind_of(recorded: str) -> str:
-    """ "image", "video", "audio" or "file", by extension."""
-    extension = extension_of(recorded)
+    """What a saved file is, by its extension: image, video, audio or file."""
+    extension = recorded.rpartition(".")[2].lower()
     if extension in IMAGE_EXTENSIONS:
         return "image"
     if extension in VIDEO_EXTENSIONS:

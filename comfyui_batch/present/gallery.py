@@ -15,8 +15,8 @@ page of a 2,000-job batch is joining strings, not rendering it all again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from html import escape
 from importlib.resources import files
@@ -62,43 +62,51 @@ class Page:
     def update(self, result: JobResult) -> None:
         index = result.job.index
         previous = self._jobs.get(index)
-        self._jobs[index] = result
         self._cards.pop(index, None)
-        if previous is None or previous.job.values != result.job.values:
-            varying = varying_names(self._jobs.values())
-            if varying != self._varying:
-                self._varying = varying
-                self._cards.clear()
+        if previous is not None and previous.job.values == result.job.values:
+            result = replace(result, job=previous.job)  # one copy of the values per job, however long the run
+            self._jobs[index] = result
+            return
+        self._jobs[index] = result
+        varying = varying_names(self._jobs.values())
+        if varying != self._varying:
+            self._varying = varying
+            self._cards.clear()
 
     @property
     def jobs(self) -> list[JobResult]:
         return [self._jobs[index] for index in sorted(self._jobs)]
 
     def render(self, header: PageHeader) -> str:
+        return "".join(self.pieces(header))
+
+    def pieces(self, header: PageHeader) -> Iterator[str]:
+        """The page in pieces, to be written one after the other: the whole page is never held
+        as one string, however many jobs it shows."""
         if header.running != self._running:
             self._running = header.running  # "waiting" becomes "not run" once the run is over
-            self._cards.clear()
+            for index, result in self._jobs.items():
+                if result.status == WAITING:
+                    self._cards.pop(index, None)
         ordered = sorted(self._jobs)
-        cards = []
-        for index in ordered:
-            card = self._cards.get(index)
-            if card is None:
-                card = self._cards[index] = render_card(self._jobs[index], self._varying, self._saved, self._running)
-            cards.append(card)
-        return _PAGE.format(
+        yield _HEAD.format(
             generator=GENERATOR,
             title=escape(header.batch_name),
             state="running" if header.running else "finished",
             css=_CSS,
-            script=_SCRIPT,
             summary=escape(summary_line(self._jobs.values(), header)),
             about=_about(header),
             common=_common(self._jobs[ordered[0]].job.values if ordered else {}, self._varying),
             made=_made(header.made),
             statuses="".join(f'<option value="{s}">{w}</option>' for s, w in STATUS_WORDS.items()),
-            cards="\n".join(cards),
-            total=len(cards),
+            total=len(ordered),
         )
+        for index in ordered:
+            card = self._cards.get(index)
+            if card is None:
+                card = self._cards[index] = render_card(self._jobs[index], self._varying, self._saved, self._running)
+            yield card + "\n"
+        yield _TAIL.format(script=_SCRIPT)
 
 
 def varying_names(jobs: Iterable[JobResult]) -> tuple[str, ...]:
@@ -188,7 +196,11 @@ def _value(name: str, value: Any) -> str:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return value
+    if type(value) in (int, float):  # most values: the same text as JSON's, faster
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _duration(seconds: float) -> str:
@@ -262,10 +274,10 @@ _PAGE = """<!doctype html>
 </form>
 </header>
 <main id="jobs">
-{cards}
-</main>
+{cards}</main>
 <script>
 {script}</script>
 </body>
 </html>
-""".replace("{generator}", GENERATOR)
+"""
+_HEAD, _TAIL = _PAGE.split("{cards}")  # the cards go between, written one by one

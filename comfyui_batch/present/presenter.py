@@ -69,6 +69,7 @@ class _Made:
     """Files made so far, by name, with what they show."""
 
     grids: dict[int, str] = field(default_factory=dict)  # grid number -> file name
+    failed: set[int] = field(default_factory=set)  # grids that could not be made: tried again at the end
     sheet: str | None = None
     ours: set[str] = field(default_factory=set)  # every name we may replace
 
@@ -90,8 +91,10 @@ class Presenter:
         jobs: Iterable[JobResult],
         append: Callable[[Mapping[str, Any]], None],
         ours: Collection[str] = (),
+        clock: Callable[[], datetime] = datetime.now,
     ) -> None:
         self._scene = scene
+        self._clock = clock
         self._options = options
         self._append = append
         self._page = Page(jobs, scene.saved)
@@ -200,19 +203,22 @@ class Presenter:
                 self._scene.manifest_name,
                 running=running,
                 interrupted=interrupted,
-                updated=datetime.now(),
+                updated=self._clock(),
                 made=self._made.names,
             )
-            html = self._page.render(header)
-            self._attempt("the gallery page was not updated", lambda: _write_text(self._page_path, html))
+            self._attempt("the gallery page was not updated", partial(_write_page, self._page_path, self._page, header))
 
     def _build_grids(self, final: bool) -> None:
         spec = self._scene.grid
         if spec is None:
             return
         for plan in plan_grids(spec, self._page.jobs):
-            if plan.number not in self._made.grids and (plan.complete or final):
-                self._attempt(f"grid {plan.title!r} not made", partial(self._build_grid, plan))
+            if plan.number in self._made.grids or not (
+                final or (plan.complete and plan.number not in self._made.failed)
+            ):
+                continue
+            if not self._attempt(f"grid {plan.title!r} not made", partial(self._build_grid, plan)):
+                self._made.failed.add(plan.number)
 
     def _build_grid(self, plan: GridPlan) -> None:
         target = free_name(self._scene.folder, plan.file_name(self._scene.stem), self._made.ours)
@@ -220,8 +226,7 @@ class Presenter:
         save_png(drawn.image, target, f"grid of {self._scene.batch_name}: {plan.title}")
         self._made.grids[plan.number] = target.name
         self._made.ours.add(target.name)
-        axes = plan.spec.axes
-        self._append(made_record("grid", str(target), axes=axes, z=plan.z, jobs=sorted(_jobs_of(plan))))
+        self._append(made_record("grid", str(target), axes=plan.spec.axes, z=plan.z))
 
     def _build_sheet(self) -> None:
         found = entries(self._page.jobs, self._scene.seed_names, is_image)
@@ -239,22 +244,24 @@ class Presenter:
 
         self._attempt("contact sheet not made", build)
 
-    def _attempt(self, what: str, work: Callable[[], None]) -> None:
+    def _attempt(self, what: str, work: Callable[[], None]) -> bool:
+        """Runs `work`; a problem with a file is noted for the end of the run, not raised."""
         try:
             work()
+            return True
         except (OSError, TooLarge, Image.DecompressionBombError) as e:
             problem = f"{what}: {getattr(e, 'strerror', None) or e}"
             if problem not in self._problems:
                 self._problems.append(problem)
+            return False
 
 
-def _write_text(path: Path | None, text: str) -> None:
-    assert path is not None
-    write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+def _write_page(path: Path, page: Page, header: PageHeader) -> None:
+    def write(temp: Path) -> None:
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.writelines(page.pieces(header))
 
-
-def _jobs_of(plan: GridPlan) -> set[int]:
-    return {result.job.index for results in plan.cells.values() for result in results}
+    write_atomically(path, write)
 
 
 # --- set-up from a run ---------------------------------------------------------------------
