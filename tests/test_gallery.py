@@ -4,6 +4,8 @@ disk in a real browser (headless Chromium) with its filter and sort."""
 from __future__ import annotations
 
 import io
+import json
+import random
 import re
 import threading
 from collections.abc import Mapping
@@ -16,12 +18,12 @@ from comfy_server import ComfyServer
 from playwright.sync_api import Browser, Page
 from test_grids import job
 
-from comfyui_batch.batch import Job
+from comfyui_batch.batch import Job, expand_jobs, load_batch
 from comfyui_batch.present import presenter as presenting
 from comfyui_batch.present.files import write_atomically
 from comfyui_batch.present.gallery import Page as GalleryPage
 from comfyui_batch.present.gallery import PageHeader
-from comfyui_batch.present.presenter import Presenter, PresentOptions, Scene
+from comfyui_batch.present.presenter import Presenter, PresentOptions, Scene, open_presenter
 from comfyui_batch.present.records import WAITING, waiting
 from comfyui_batch.progress import Console, ConsoleReporter
 from comfyui_batch.results import JobResult
@@ -114,6 +116,26 @@ def test_a_long_run_rewrites_its_page_a_bounded_number_of_times(
     assert len(appended) == 2001  # every record reached the manifest, and the page's own
     assert len(writes) <= 3  # the first page, the writer's first pass, the last page: not one per job
     assert [status_of(writes[-1], i) for i in (1, 1000, 2000)] == ["ok", "ok", "ok"]
+
+
+def test_a_resumed_run_shows_the_jobs_an_earlier_run_did_as_it_recorded_them(tmp_path: Path) -> None:
+    batch = load_batch(write_batch(tmp_path, [{"color": 1}, {"color": 2}]))
+    first, second = expand_jobs(batch, random.Random(0))
+    manifest = tmp_path / "out" / "batch.manifest.jsonl"
+    manifest.parent.mkdir()
+    earlier = JobResult(first, "ok", "p1", "http://gpu1:8188", ("/x/T-1.png",), None, 100.0, 101.0, 103.5)
+    run = {"event": "run", "resume": False, "batch_file": str(batch.path.resolve())}
+    manifest.write_text("\n".join(json.dumps(r) for r in (run, earlier.record())) + "\n")
+    presenter = open_presenter(
+        batch, None, PresentOptions(), [(first, ("/x/T-1.png",))], [second], manifest, lambda r: None, resumed=True
+    )
+    reporter = ConsoleReporter(Console(io.StringIO(), io.StringIO()))
+    presenter.start(reporter)
+    presenter.finish(False, reporter)
+    html = (tmp_path / "out" / "batch.html").read_text()
+    assert '<span class="server">http://gpu1:8188</span> <span class="seconds">2.5 s</span>' in card(html, 1)
+    assert '<img src="T-1.png"' in card(html, 1)
+    assert '<span class="status">not run</span>' in card(html, 2)
 
 
 # --- during a real run ---------------------------------------------------------------------------
