@@ -8,8 +8,9 @@ shares are shown once, at the top, with the grids and sheets made beside the pag
 script filters the cards by text or status and sorts them; it keeps its settings in the
 address, so a reload shows the same view.
 
-Rendering is incremental: each card is rendered once per change of its job, so rewriting the
-page of a 2,000-job batch is joining strings, not rendering it all again.
+Rendering is incremental: each card is rendered once per change of its job, and the page is
+written card by card, so rewriting the page of a 2,000-job batch is writing out strings already
+made, never rendering it all again nor holding it whole in memory.
 """
 
 from __future__ import annotations
