@@ -19,6 +19,7 @@ from . import __version__
 from .batch import DEFAULT_BATCH_FILE
 from .comfy.client import DEFAULT_SERVER, ServerAddress
 from .errors import BadInput, BatchError, InvalidBatch, ServerError, ServerUnreachable, UnsafePath
+from .expand import DEFAULT_MAX_JOBS
 from .progress import Console
 from .runner import RunOptions, run_batch
 from .scheduler import SchedulerOptions
@@ -131,6 +132,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
         dry_run=args.dry_run,
         export_workflows=args.export_workflows,
         report=args.report,
+        max_jobs=args.max_jobs,
     )
     if args.export_workflows and not args.dry_run:
         raise BadInput(
@@ -205,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to keep retrying when no server answers (default: %(default)gs); "
         "then stop, resumable with --resume",
+    )
+    parser.add_argument(
+        "--max-jobs",
+        type=_positive_int,
+        default=DEFAULT_MAX_JOBS,
+        metavar="N",
+        help="refuse a batch whose variables, sweeps, repeats and dynamic prompts make more jobs than this "
+        "(default: %(default)s); it is counted before anything runs",
     )
     parser.add_argument(
         "--report", type=Path, metavar="FILE.json", help="also write the summary, with every job, as JSON"

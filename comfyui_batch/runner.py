@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -15,12 +14,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .batch import Batch, Job, expand_jobs, load_batch
+from .batch import Batch, Job, batch_rng, expand_jobs, load_batch
 from .collect import collect
 from .comfy.client import ComfyClient, ServerAddress
 from .comfy.validate import check
-from .dryrun import describe_jobs, export_workflows
+from .dryrun import count_line, describe_jobs, export_workflows
 from .errors import BadInput, ServerUnreachable
+from .expand import DEFAULT_MAX_JOBS, check_size
 from .outputs import Manifest, OutputFolder, check_prefix, manifest_path, read_manifest
 from .plan import PlannedJob, job_graphs
 from .preflight import Preflight, prepare, upload
@@ -41,14 +41,18 @@ class RunOptions:
     dry_run: bool = False
     export_workflows: Path | None = None  # with dry_run: each job's final workflow goes here
     report: Path | None = None
-    random_seed: int | None = None  # makes "random" seeds reproducible (tests)
+    random_seed: int | None = None  # makes "random" seeds reproducible (tests); else parameters.random_seed
+    max_jobs: int = DEFAULT_MAX_JOBS  # a batch that expands to more is refused before anything runs
 
 
 def run_batch(options: RunOptions, console: Console) -> Summary:
     batch = load_batch(options.batch_file)
-    jobs = expand_jobs(batch, random.Random(options.random_seed))
+    check_size(batch.expansion, options.max_jobs)  # counted before any job is made
+    jobs = expand_jobs(batch, batch_rng(batch, options.random_seed))
     check_prefix(batch.save.filename_prefix)
     reporter = ConsoleReporter(console)
+    for warning in batch.warnings:
+        reporter.warning(warning)
     todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan(to_run=jobs)
 
     with ExitStack() as stack:
@@ -164,6 +168,7 @@ def preflight(
 def dry_run(
     checked: Preflight, batch: Batch, options: RunOptions, console: Console, reporter: Reporter, total: int
 ) -> Summary:
+    print(count_line(len(checked.plans), total), file=console.stdout)
     for line in describe_jobs(checked.plans, batch.items):
         print(line, file=console.stdout)
     if options.export_workflows:

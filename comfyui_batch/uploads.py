@@ -95,7 +95,7 @@ def find_local_images(
             target = plan.targets.get(name)
             if target is None or not isinstance(value, str) or not _is_image_input(workflow, target):
                 continue
-            where = batch.where(name, plan.job.index - 1)
+            where = plan.job.where(name)
             try:
                 if value not in found:
                     found[value] = _local_image(value, folders)
