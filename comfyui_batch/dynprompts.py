@@ -23,11 +23,10 @@ JSON wildcard files, conditionals, parameterized templates.
 from __future__ import annotations
 
 import itertools
-import random
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 ESCAPABLE: Final = frozenset("{}|$_")
 DEFAULT_SEPARATOR: Final = ", "
@@ -77,15 +76,12 @@ class Variant:
     high: int | None  # None: as many as there are options
     separator: str
     source: str  # "{red|green}", as written
+    # `{2$$__colours__}`: the options are the lines of this wildcard, drawn without repeats.
+    from_wildcard: Wildcard | None = None
 
     @property
-    def wildcard_options(self) -> Wildcard | None:
-        """`{2$$__colours__}`: the options are the wildcard's lines, drawn without repeats."""
-        if len(self.options) == 1 and len(self.options[0].parts) == 1:
-            only = self.options[0].parts[0]
-            if isinstance(only, Wildcard) and (self.low, self.high) != (1, 1):
-                return only
-        return None
+    def weights(self) -> list[float]:
+        return [option.weight for option in self.options]
 
 
 Part = Literal | Wildcard | Variant
@@ -95,15 +91,17 @@ Part = Literal | Wildcard | Variant
 class Template:
     text: str
     parts: tuple[Part, ...]
+    literal: str | None = None  # the text to send when there is nothing to draw (escapes removed)
 
     @property
     def is_static(self) -> bool:
-        """True when there is nothing to draw: the text is sent as it is (escapes removed)."""
-        return all(isinstance(part, Literal) for part in self.parts)
+        return self.literal is not None
 
-    @property
-    def literal(self) -> str:
-        return "".join(part.text for part in self.parts if isinstance(part, Literal))
+
+class RandomSource(Protocol):
+    """Where draws come from: `random.Random` fits."""
+
+    def random(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -126,10 +124,10 @@ def might_be_dynamic(text: str) -> bool:
 def parse(text: str) -> Template:
     """The template `text` is; PromptSyntaxError for an unbalanced brace or a bad range."""
     if not might_be_dynamic(text):
-        return Template(text, (Literal(text),) if text else ())
-    parser = _Parser(text)
-    parts = parser.sequence(inside=False)
-    return Template(text, parts)
+        return Template(text, (Literal(text),) if text else (), text)
+    parts = _Parser(text).sequence(inside=False)
+    static = all(isinstance(part, Literal) for part in parts)
+    return Template(text, parts, "".join(part.text for part in parts if isinstance(part, Literal)) if static else None)
 
 
 def wildcard_names(template: Template) -> list[str]:
@@ -139,14 +137,21 @@ def wildcard_names(template: Template) -> list[str]:
     return list(names)
 
 
-def draw(template: Template, rng: random.Random, wildcards: Wildcards) -> tuple[str, tuple[Pick, ...]]:
+def draw(template: Template, rng: RandomSource, wildcards: Wildcards) -> tuple[str, tuple[Pick, ...]]:
     """One text of the template, and the choices written directly in it (nested ones are part
     of their outer choice)."""
-    if template.is_static:
+    if template.literal is not None:
         return template.literal, ()
-    picks: list[Pick] = []
-    text = "".join(_draw_part(part, rng, wildcards, picks) for part in template.parts)
-    return text, tuple(picks)
+    picks = []
+    texts = []
+    for part in template.parts:
+        if isinstance(part, Literal):
+            texts.append(part.text)
+        else:
+            text = _draw_part(part, rng, wildcards)
+            picks.append(Pick(part.source, text))
+            texts.append(text)
+    return "".join(texts), tuple(picks)
 
 
 def every_text(
@@ -263,7 +268,9 @@ class _Parser:
                 raise PromptSyntaxError(text, start, "'{' is never closed (write \\{ for a literal brace)")
             self.pos += 1
             if text[self.pos - 1] == "}":
-                return Variant(tuple(options), low, high, separator, text[start : self.pos])
+                return Variant(
+                    tuple(options), low, high, separator, text[start : self.pos], _over_wildcard(options, low, high)
+                )
 
 
 def _bounds(text: str, start: int, bound: re.Match[str]) -> tuple[int, int | None]:
@@ -275,6 +282,13 @@ def _bounds(text: str, start: int, bound: re.Match[str]) -> tuple[int, int | Non
     if high is not None and low > high:
         raise PromptSyntaxError(text, start, f"the range {low}-{high} goes down; write {high}-{low}")
     return low, high
+
+
+def _over_wildcard(options: Sequence[Option], low: int, high: int | None) -> Wildcard | None:
+    if (low, high) != (1, 1) and len(options) == 1 and len(options[0].parts) == 1:
+        only = options[0].parts[0]
+        return only if isinstance(only, Wildcard) else None
+    return None
 
 
 def _flush(literal: list[str], parts: list[Part]) -> None:
@@ -295,39 +309,40 @@ def _collect_names(parts: Sequence[Part], names: dict[str, None]) -> None:
 # --------------------------------------------------------------------------- drawing
 
 
-def _draw_part(part: Part, rng: random.Random, wildcards: Wildcards, picks: list[Pick] | None) -> str:
+def _draw_part(part: Part, rng: RandomSource, wildcards: Wildcards) -> str:
     if isinstance(part, Literal):
         return part.text
     if isinstance(part, Wildcard):
         lines = wildcards[part.name]
-        text = _draw_parts(lines[rng.randrange(len(lines))].parts, rng, wildcards)
-    else:
-        text = _draw_variant(part, rng, wildcards)
-    if picks is not None:
-        picks.append(Pick(part.source, text))
-    return text
+        line = lines[int(rng.random() * len(lines))]
+        return line.literal if line.literal is not None else _draw_parts(line.parts, rng, wildcards)
+    if part.from_wildcard is None and part.low == part.high == 1:  # {a|b|c}: most variants
+        return _draw_parts(part.options[_weighted_index(part.weights, rng)].parts, rng, wildcards)
+    return _draw_several(part, rng, wildcards)
 
 
-def _draw_parts(parts: Sequence[Part], rng: random.Random, wildcards: Wildcards) -> str:
-    return "".join(_draw_part(part, rng, wildcards, None) for part in parts)
+def _draw_parts(parts: Sequence[Part], rng: RandomSource, wildcards: Wildcards) -> str:
+    if len(parts) == 1:
+        return _draw_part(parts[0], rng, wildcards)
+    return "".join([_draw_part(part, rng, wildcards) for part in parts])
 
 
-def _draw_variant(variant: Variant, rng: random.Random, wildcards: Wildcards) -> str:
+def _draw_several(variant: Variant, rng: RandomSource, wildcards: Wildcards) -> str:
     options, weights = _options(variant, wildcards)
     low, high = _sizes(variant, len(options))
-    size = rng.randint(low, high) if low < high else low
-    pool = list(range(len(options)))
+    size = low + int(rng.random() * (high - low + 1)) if low < high else low
     chosen = []
-    for _ in range(size):
-        at = _weighted_index([weights[i] for i in pool], rng)
-        chosen.append(pool.pop(at))
-    return variant.separator.join(_draw_parts(options[i], rng, wildcards) for i in chosen)
+    for _ in range(size):  # without repeats
+        at = _weighted_index(weights, rng)
+        chosen.append(options.pop(at))
+        del weights[at]
+    return variant.separator.join(_draw_parts(parts, rng, wildcards) for parts in chosen)
 
 
-def _weighted_index(weights: Sequence[float], rng: random.Random) -> int:
+def _weighted_index(weights: Sequence[float], rng: RandomSource) -> int:
     total = sum(weights)
     if total <= 0:
-        return rng.randrange(len(weights))
+        return int(rng.random() * len(weights))
     point = rng.random() * total
     for index, weight in enumerate(weights):
         point -= weight
@@ -337,11 +352,10 @@ def _weighted_index(weights: Sequence[float], rng: random.Random) -> int:
 
 
 def _options(variant: Variant, wildcards: Wildcards) -> tuple[list[tuple[Part, ...]], list[float]]:
-    wildcard = variant.wildcard_options
-    if wildcard is not None:
-        lines = wildcards[wildcard.name]
+    if variant.from_wildcard is not None:
+        lines = wildcards[variant.from_wildcard.name]
         return [line.parts for line in lines], [1.0] * len(lines)
-    return [option.parts for option in variant.options], [option.weight for option in variant.options]
+    return [option.parts for option in variant.options], variant.weights
 
 
 def _sizes(variant: Variant, available: int) -> tuple[int, int]:
