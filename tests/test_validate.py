@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from comfyui_batch.comfy.validate import Problem, check, close_matches, format_problems, types_fit, validate
+from comfyui_batch.comfy.nodes import NodeDefinitions, types_fit
+from comfyui_batch.comfy.validate import Problem, check, close_matches, format_problems
+from comfyui_batch.comfy.validate import validate as validate_with
 from comfyui_batch.errors import BadInput, ValidationFailed
 
 DATA = Path(__file__).parent / "data"
@@ -33,6 +35,10 @@ def sd15() -> dict[str, Any]:
     graph: dict[str, Any] = json.loads((DATA / "sd15-text2image.api.json").read_text())
     graph["4"]["inputs"]["ckpt_name"] = "SD1.5/v1-5-pruned-emaonly-fp16.safetensors"
     return graph
+
+
+def validate(graphs: Any, info: dict[str, Any], **kwargs: Any) -> list[Problem]:
+    return validate_with(graphs, NodeDefinitions.parse(info), **kwargs)
 
 
 def problems_of(graph: dict[str, Any], info: dict[str, Any] | None = None, **kwargs: Any) -> list[Problem]:
@@ -229,14 +235,14 @@ def test_check_raises_a_bad_input_listing_everything() -> None:
     graph["3"]["inputs"]["steps"] = 0
     graph["8"]["class_type"] = "Nope"
     with pytest.raises(ValidationFailed) as e:
-        check(Path("b.json"), [(1, graph), (2, sd15())], object_info(), total_jobs=2)
+        check(Path("b.json"), [(1, graph), (2, sd15())], NodeDefinitions.parse(object_info()), total_jobs=2)
     assert isinstance(e.value, BadInput)  # exit 2, nothing queued
     assert len(e.value.problems) == 2
     text = str(e.value)
     assert text.startswith("b.json: 2 problems found checking the jobs against the server's node definitions")
     assert "\n  job 1: node 3 (KSampler), input 'steps': 0 is below the minimum, 1" in text
     assert "\n  job 1: node 8 (Nope): the server has no node class 'Nope'" in text
-    check(Path("b.json"), [(1, sd15())], object_info())  # no problem: no exception
+    check(Path("b.json"), [(1, sd15())], NodeDefinitions.parse(object_info()))  # no problem: no exception
 
 
 def test_two_thousand_jobs_are_checked_fast() -> None:
