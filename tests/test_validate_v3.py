@@ -4,7 +4,7 @@ server. test_dynamic_inputs.py runs the same kinds of workflow on the live serve
 
 from __future__ import annotations
 
-import copy
+import functools
 import gzip
 import json
 from pathlib import Path
@@ -31,10 +31,10 @@ REPLACEMENTS = {
 }
 
 
+@functools.cache
 def definitions() -> NodeDefinitions:
-    info = copy.deepcopy(INFO)
-    info.pop("ImageBatch", None)  # as on a server that only knows it by its replacement
-    return NodeDefinitions.parse(info, REPLACEMENTS)
+    # ImageBatch left out: as on a server that only knows it by its replacement.
+    return NodeDefinitions.parse({k: v for k, v in INFO.items() if k != "ImageBatch"}, REPLACEMENTS)
 
 
 def empty(node_id: str = "1", width: int = 64) -> dict[str, Any]:
@@ -213,6 +213,7 @@ def test_match_type_inputs_of_one_template_must_agree() -> None:
 def test_a_match_type_output_is_checked_against_where_it_goes() -> None:
     graph = resize(**{"resize_type": "scale by multiplier", "resize_type.multiplier": 2.0})
     graph["8"] = {"class_type": "VAEDecode", "inputs": {"samples": ["2", 0], "vae": ["1", 0]}}
+    graph["9"]["inputs"]["images"] = ["8", 0]
     found = messages(graph)
     assert any(
         m.startswith("8.samples: links to output 0 of node 2 (ResizeImageMaskNode), which gives IMAGE") for m in found
@@ -228,6 +229,7 @@ def test_a_multiselect_combo_checks_each_choice() -> None:
         }
     }
     defs = NodeDefinitions.parse(info)
+    info["Tagger"]["output_node"] = True
     good = {"1": {"class_type": "Tagger", "inputs": {"tags": {"__value__": ["cat", "dog"]}}}}
     bad = {"1": {"class_type": "Tagger", "inputs": {"tags": {"__value__": ["cat", "cow"]}}}}
     assert validate([(1, good)], defs) == []
@@ -247,3 +249,21 @@ def test_replacements_are_read_defensively() -> None:
     assert parse_replacements({"A": "not a list", "B": [{"new_node_id": 3}]}) == {}
     (only,) = parse_replacements(REPLACEMENTS).values()
     assert only.new_class == "BatchImagesNode" and dict(only.output_mapping) == {0: 0}
+
+
+def test_a_node_no_output_depends_on_is_not_checked_as_the_server_does_not() -> None:
+    graph = resize(**{"resize_type": "scale by multiplier", "resize_type.multiplier": 2.0})
+    graph["5"] = {"class_type": "ImageScaleToTotalPixels", "inputs": {"upscale_method": "bilinear", "megapixels": 1.0}}
+    assert messages(graph) == []
+
+
+def test_a_workflow_without_an_output_is_refused_as_the_server_would() -> None:
+    (found,) = problems(empty())
+    assert str(found).startswith("job 1: the workflow: it has no output node")
+
+
+def test_choices_written_in_the_gui_are_left_to_the_node() -> None:
+    graph = {**empty(), **save(["1", 0])}
+    graph["4"] = {"class_type": "CustomCombo", "inputs": {"choice": "Anything the user typed", "index": 0}}
+    graph["5"] = {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}}
+    assert messages(graph) == []

@@ -61,6 +61,9 @@ CHOICE_NOUNS: Final = {
 MODEL_EXTENSIONS: Final = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
 ANNOTATED_SUFFIXES: Final = (" [input]", " [output]", " [temp]")
 MAX_LINES: Final = 60  # in format_problems; past that, a count
+NO_OUTPUT: Final = "it has no output node (SaveImage, PreviewImage, SaveVideo, ...): the server would refuse to run it"
+# Nodes whose choices are written in the GUI, not declared: the server accepts any value.
+GUI_DEFINED_CHOICES: Final = frozenset({"CustomCombo"})
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,8 @@ def _grouped(problems: Iterable[Problem]) -> dict[tuple[str, str, str | None, st
 
 
 def _place(node_id: str, class_type: str, input_name: str | None) -> str:
+    if not node_id:
+        return "the workflow"
     node = f"node {node_id} ({class_type})"
     return f"{node}, input {input_name!r}" if input_name is not None else node
 
@@ -157,15 +162,36 @@ class _Checker:
     def job(self, index: int, graph: Mapping[str, Any]) -> Iterator[Problem]:
         sent = self._defs.replaced(graph) if self._defs.replacements else graph
         types = _LinkTypes(sent, self._defs)
+        needed = self._needed(sent)
+        if needed is not None and not needed:
+            yield Problem(index, "", "", None, NO_OUTPUT)
         for node_id, node in sent.items():
             class_type = str(node.get("class_type")) if isinstance(node, Mapping) else "?"
             original = graph[node_id].get("class_type") if isinstance(graph[node_id], Mapping) else None
             if original != class_type:
                 class_type = f"{original}, which the server replaces with {class_type}"
-            for input_name, message in self._node(types, str(node_id), node):
+            for input_name, message in self._node(types, str(node_id), node, needed):
                 yield Problem(index, str(node_id), class_type, input_name, message)
 
-    def _node(self, types: _LinkTypes, node_id: str, node: Any) -> Iterator[Finding]:
+    def _needed(self, graph: Mapping[str, Any]) -> set[str] | None:
+        """The nodes the server validates and runs: output nodes and what they depend on
+        (a node nothing uses is never looked at). None when it cannot be told: a class the
+        server lacks might be an output."""
+        classes = [self._defs.get(str(n.get("class_type"))) if isinstance(n, Mapping) else None for n in graph.values()]
+        if any(spec is None for spec in classes):
+            return None
+        todo = [node_id for (node_id, _), spec in zip(graph.items(), classes, strict=True) if spec and spec.output_node]
+        needed: set[str] = set()
+        while todo:
+            node_id = todo.pop()
+            if node_id in needed or not isinstance(graph.get(node_id), Mapping):
+                continue
+            needed.add(node_id)
+            inputs = graph[node_id].get("inputs")
+            todo += [v[0] for v in (inputs.values() if isinstance(inputs, Mapping) else ()) if _is_link(v)]
+        return needed
+
+    def _node(self, types: _LinkTypes, node_id: str, node: Any, needed: set[str] | None) -> Iterator[Finding]:
         if not isinstance(node, Mapping) or not isinstance(node.get("class_type"), str):
             yield None, "not a node: it has no class_type"
             return
@@ -173,10 +199,13 @@ class _Checker:
         if spec is None:
             yield None, self._unknown_class(node["class_type"])
             return
+        if needed is not None and node_id not in needed:
+            return
         inputs = node.get("inputs")
         inputs = inputs if isinstance(inputs, Mapping) else {}
         live = spec.live_inputs(inputs)
-        yield from self._own_values(node["class_type"], inputs, live)
+        if spec.name not in GUI_DEFINED_CHOICES:
+            yield from self._own_values(node["class_type"], inputs, live)
         for name, value in inputs.items():
             if isinstance(value, list):
                 message = self._link(types, value, live.get(name), spec, name, node_id)
