@@ -119,8 +119,7 @@ def test_a_deprecated_class_the_server_replaces_is_checked_as_its_replacement(
     (comfy_server.models_dir / "controlnet" / adapter).write_bytes(b"")  # listed, never loaded: a dry run
     workflow = {
         "1": {"class_type": "T2IAdapterLoader", "inputs": {"t2i_adapter_name": adapter}},
-        "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
-        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "rep"}},
+        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
     }
     items = {"adapter": "1,inputs,t2i_adapter_name"}
     run = run_cli(
