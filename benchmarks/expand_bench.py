@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from comfyui_batch.batch import batch_rng, expand_jobs, load_batch  # noqa: E402
+from comfyui_batch.comfy.nodes import NodeDefinitions  # noqa: E402
 from comfyui_batch.comfy.validate import check  # noqa: E402
 from comfyui_batch.expand import check_size  # noqa: E402
 from comfyui_batch.plan import job_graphs, resolve  # noqa: E402
@@ -48,13 +49,13 @@ SAMPLERS = [
 ]
 
 
-def object_info() -> dict[str, Any]:
+def definitions() -> NodeDefinitions:
     with gzip.open(DATA / "convert" / "object_info-0.3.75.json.gz", "rt", encoding="utf-8") as f:
         info: dict[str, Any] = json.load(f)
     # The saved definitions list no models; these are the ones the workflow names.
     info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = [CHECKPOINT]
     info["VAELoader"]["input"]["required"]["vae_name"][0] = [VAE]
-    return info
+    return NodeDefinitions.parse(info)
 
 
 def write_batch(folder: Path, jobs: int, dynamic: bool) -> Path:
@@ -88,7 +89,7 @@ def write_batch(folder: Path, jobs: int, dynamic: bool) -> Path:
     return path
 
 
-def once(path: Path, info: dict[str, Any], jobs: int) -> dict[str, tuple[float, float]]:
+def once(path: Path, info: NodeDefinitions, jobs: int) -> dict[str, tuple[float, float]]:
     """(wall, CPU) seconds of each step; CPU time is what this process used, which a busy
     machine does not inflate."""
     marks = {"start": (time.perf_counter(), time.process_time())}
@@ -117,7 +118,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs; the median is reported")
     parser.add_argument("--dynamic", action="store_true", help="draw a dynamic prompt with a wildcard in every job")
     args = parser.parse_args()
-    info = object_info()
+    info = definitions()
     runs = []
     with tempfile.TemporaryDirectory() as folder:
         path = write_batch(Path(folder), args.jobs, args.dynamic)

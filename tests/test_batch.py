@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from comfyui_batch.batch import SEED_LIMIT, expand_jobs, load_batch
+from comfyui_batch.comfy.nodes import NodeDefinitions
 from comfyui_batch.errors import BadInput
 from comfyui_batch.workflow import Target, WidgetRef, load_workflow
 
@@ -225,7 +226,7 @@ def test_a_malformed_four_part_item_says_the_expected_form(tmp_path: Path, spec:
 
 
 def test_a_widget_item_is_the_input_that_widget_feeds_in_the_converted_workflow() -> None:
-    workflow = load_workflow(DATA / "sd15-text2image.ui.json", OBJECT_INFO)
+    workflow = load_workflow(DATA / "sd15-text2image.ui.json", NodeDefinitions.parse(OBJECT_INFO))
     assert workflow.find(WidgetRef("6", 0)) == Target("6", "inputs", "text")
     assert workflow.find(WidgetRef("3", 0)) == Target("3", "inputs", "seed")
     assert workflow.find(WidgetRef("3", 2)) == Target("3", "inputs", "steps")  # 1 is control_after_generate
