@@ -13,7 +13,7 @@ import difflib
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -64,7 +64,7 @@ class Batch:
     save: SaveSettings
     generic: Mapping[str, Any]  # generic_prompts as written
     prompts: tuple[Mapping[str, Any], ...]  # prompts as written
-    expansion: Expansion = field(default_factory=lambda: Expansion(None, ()))
+    expansion: Expansion  # the entries, word lists and wildcards, ready to expand
     random_seed: int | None = None  # parameters.random_seed: the same draws on every run
     grid: Any = None  # parameters.grid as written; the grid feature reads it
     warnings: tuple[str, ...] = ()  # for the user, before anything runs

@@ -236,8 +236,8 @@ def with_seeds(job: Job, seeds: Mapping[str, int], choice_seed: int | None) -> J
 def _entry_jobs(entry: Entry, expansion: Expansion, rng: random.Random, parsed: _Parsed, first: int) -> list[Job]:
     used = used_variables(entry, expansion.variables)
     random_names = _random_seed_names(entry, expansion.seed_names)
-    # Drawn per repeat before anything else, so a batch_seed gives the same seeds however the
-    # entry's lists change.
+    # Drawn per repeat before anything else: with parameters.random_seed, an entry's seeds stay
+    # the same when its word lists or sweep lists change.
     repeats = [_draw_seeds(random_names, expansion.dynamic, rng) for _ in range(entry.repeat)]
     jobs: list[Job] = []
     for chosen in itertools.product(*(expansion.variables[name] for name in used)):
