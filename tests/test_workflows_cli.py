@@ -87,7 +87,7 @@ def test_dry_run_without_a_server_says_validation_was_skipped(tmp_path: Path) ->
     batch = write_batch(tmp_path, [{"color": 5}])
     run = run_cli(str(batch), "--server", "127.0.0.1:9", "--dry-run")
     assert run.code == 0, run.err
-    assert run.out.startswith("job 1:")
+    assert run.out.startswith("1 job\njob 1:")
     assert "validation skipped" in run.err
 
 
