@@ -75,7 +75,6 @@ __all__ = [  # what the rest of the package imports from here
 ]
 
 ERROR_TEXT_BYTES = 4096  # how much of an error answer we read to quote it
-DOWNLOAD_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -229,7 +228,7 @@ class ComfyClient:
                 self._http.stream("GET", "/view", params=params) as response,
             ):
                 self._check_download(ref, response)
-                for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
+                for chunk in response.iter_bytes():
                     size += len(chunk)
                     guard.received = response.num_bytes_downloaded
                     if size > limits.max_download_bytes:

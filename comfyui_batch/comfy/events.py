@@ -115,6 +115,12 @@ def reconnect_delay(attempt: int) -> float:
     return RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
 
 
+def next_attempt(attempt: int, lived_seconds: float) -> int:
+    """The backoff step after a connection that lived `lived_seconds`: a real one starts the
+    backoff afresh, one dropped at once goes on with it."""
+    return 0 if lived_seconds >= STABLE_SECONDS else attempt + 1
+
+
 class EventStream:
     """Keeps one WebSocket open to a server under a fixed client id, reconnecting as needed.
 
@@ -197,7 +203,7 @@ class EventStream:
                 break
             self._sink(StreamLost(self._address.redact(reason)))
             lost_reported = True
-            attempt = 0 if time.monotonic() - connected_at >= STABLE_SECONDS else attempt + 1
+            attempt = next_attempt(attempt, time.monotonic() - connected_at)
             self._stop.wait(reconnect_delay(attempt))
 
     def _read(self, socket: websocket.WebSocket) -> str:
