@@ -238,3 +238,11 @@ def test_every_error_from_the_fake_is_one_of_ours() -> None:
         for call in calls:
             with pytest.raises(BatchError):
                 call()
+
+
+def test_a_proxy_answering_unknown_routes_with_json_is_not_taken_for_the_jobs_api() -> None:
+    routes = {"GET /api/jobs/*": reply_json({"message": "Not Found"}, 404)}
+    with FakeComfy(routes=routes) as fake, ComfyClient(ServerAddress.parse(fake.url)) as client:
+        assert client.job("p").status.value == "unknown"
+        assert client.cancel("p") is False
+    assert fake.requests == ["GET /api/jobs/p", "GET /queue", "GET /history/p", "GET /queue"]

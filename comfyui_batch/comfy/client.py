@@ -295,12 +295,14 @@ class ComfyClient:
             raise ServerError(self.address.redact(f"{what}: the answer's encoding does not decode ({e})")) from e
 
     def _jobs_call(self, method: str, path: str, **kwargs: Any) -> _Answer | None:
-        """A call to the jobs API, or None if the server has none (asked once per client: an
-        older server answers its routes with a plain 404, the jobs API with JSON)."""
+        """A call to the jobs API, or None if the server has none. Known after the first call
+        that answers: an older server (or a proxy) answers the unknown route with a plain 404;
+        the jobs API answers an unknown job with `{"error": ...}`, and a cancel never with 404.
+        (0.33.0's /features does not name the jobs API, so it cannot tell.)"""
         if self._jobs_api is False:
             return None
         answer = self._call(method, path, **kwargs)
-        if answer.status in (404, 405) and not _is_json(answer):
+        if answer.status == 405 or (answer.status == 404 and (method == "POST" or not _is_error_object(answer))):
             self._jobs_api = False
             return None
         self._jobs_api = True
@@ -370,12 +372,10 @@ def _loads(body: bytes) -> Any:
         return body.decode("utf-8", "replace")
 
 
-def _is_json(answer: _Answer) -> bool:
-    try:
-        json.loads(answer.body)
-    except (ValueError, RecursionError):
-        return False
-    return True
+def _is_error_object(answer: _Answer) -> bool:
+    """`{"error": ...}`: how the jobs API (and only it, of ComfyUI's routes) says "not found"."""
+    reply = _loads(answer.body)
+    return isinstance(reply, dict) and "error" in reply
 
 
 def _describe_body(answer: _Answer) -> str:
