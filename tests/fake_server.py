@@ -48,6 +48,7 @@ class FakeComfy:
 
         class Request(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = -1  # headers and body leave in one packet: no delayed-ACK stall per request
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -178,7 +179,8 @@ def send_gzipped(data: bytes) -> ViewHandler:
 
 
 def trickle(fake: FakeComfy, claimed_length: int, every: float = 20.0) -> ViewHandler:
-    """Headers at once, then one byte every `every` seconds until the client gives up."""
+    """Headers at once, then one byte every `every` seconds until all are sent or the client
+    gives up."""
 
     def view(handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
         handler.send_response(200)
@@ -186,10 +188,13 @@ def trickle(fake: FakeComfy, claimed_length: int, every: float = 20.0) -> ViewHa
         handler.send_header("Content-Length", str(claimed_length))
         handler.end_headers()
         try:
-            while not fake.stopping.is_set():
+            for sent in range(claimed_length):
+                if sent:
+                    fake.stopping.wait(every)
+                if fake.stopping.is_set():
+                    break
                 handler.wfile.write(b"x")
                 handler.wfile.flush()
-                fake.stopping.wait(every)
         except OSError:
             pass  # the client gave up, as it should
         handler.close_connection = True

@@ -46,6 +46,7 @@ class ReverseProxy:
 
         class Request(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = -1  # headers and body leave in one packet: no delayed-ACK stall per request
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -24,6 +24,7 @@ from fake_server import (
     trickle,
 )
 from PIL import Image
+from reverse_proxy import ReverseProxy, self_signed_certificate
 
 from comfyui_batch.comfy.client import ClientOptions, ComfyClient, FileRef, Limits, ServerAddress
 from comfyui_batch.errors import BatchError, Cancelled, ServerUnreachable
@@ -246,3 +247,19 @@ def test_a_proxy_answering_unknown_routes_with_json_is_not_taken_for_the_jobs_ap
         assert client.job("p").status.value == "unknown"
         assert client.cancel("p") is False
     assert fake.requests == ["GET /api/jobs/p", "GET /queue", "GET /history/p", "GET /queue"]
+
+
+def test_an_answer_that_comes_slowly_over_tls_arrives_whole(tmp_path: Path) -> None:
+    # Reads wait in short slices (to notice a cancel); over TLS a slice that ends with no
+    # data must leave the connection intact.
+    certificate, key = self_signed_certificate(tmp_path)
+    with FakeComfy() as fake:
+        fake.view = trickle(fake, claimed_length=4, every=0.3)
+        port = int(fake.url.rsplit(":", 1)[1])
+        with (
+            ReverseProxy(port, tls=(certificate, key)) as proxy,
+            ComfyClient(ServerAddress.parse(proxy.url), ClientOptions(ca_cert=certificate)) as client,
+        ):
+            sink = io.BytesIO()
+            assert client.download(REF, sink) == 4
+    assert sink.getvalue() == b"xxxx"
