@@ -129,6 +129,13 @@ class ComfyClient:
     def system_stats(self) -> dict[str, Any]:
         return expect_object(self._json("GET", "/system_stats"), "GET /system_stats")
 
+    def node_replacements(self) -> Any:
+        """GET /node_replacements: the deprecated classes the server rewrites into others before
+        it validates a prompt; {} from a server without the route (before 2026). Read
+        leniently by `nodes.parse_replacements`."""
+        answer = self._call("GET", "/node_replacements")
+        return {} if answer.status == 404 else self._decode(self._checked(answer))
+
     def object_info(self, classes: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """Node definitions: all of them, or only `classes` (absent ones are left out). Asking
         for a workflow's few classes at once spares the server and the link the whole list,
