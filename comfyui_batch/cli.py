@@ -17,14 +17,24 @@ from typing import TextIO
 
 from . import __version__
 from .batch import DEFAULT_BATCH_FILE
-from .comfy.client import DEFAULT_SERVER, ServerAddress
-from .errors import BadInput, BatchError, InvalidBatch, ServerError, ServerUnreachable, UnsafePath
+from .comfy.client import DEFAULT_SERVER, ClientOptions, Limits, ServerAddress
+from .errors import (
+    AccessDenied,
+    BadInput,
+    BatchError,
+    InvalidBatch,
+    NotComfyUI,
+    ServerError,
+    ServerUnreachable,
+    UnsafePath,
+)
 from .expand import DEFAULT_MAX_JOBS
 from .progress import Console
 from .runner import RunOptions, run_batch
 from .scheduler import SchedulerOptions
 
 PROG = "ComfyUI-API-BatchProcessing.py"
+TOKEN_VARIABLE = "COMFYUI_TOKEN"
 
 EXAMPLES = f"""\
 examples:
@@ -34,6 +44,7 @@ examples:
   python {PROG} my-batch.json --resume        # after Ctrl-C, a crash or failed jobs
   python {PROG} my-batch.json --dry-run --export-workflows jobs/
   COMFYUI_URL=http://gpu-box:8188 python {PROG} my-batch.json --fail-fast
+  COMFYUI_TOKEN=... python {PROG} my-batch.json --server https://example.org/comfy
 
 exit codes: 0 all jobs done, 1 some job failed, 2 bad input (nothing was queued),
             3 server unreachable, 130 interrupted (Ctrl-C)
@@ -70,6 +81,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             "from another machine) or point to it with --server URL or COMFYUI_URL.",
             file=stderr,
         )
+        return ExitCode.SERVER_UNREACHABLE
+    except (NotComfyUI, AccessDenied) as e:
+        print(f"error: {e}", file=stderr)
         return ExitCode.SERVER_UNREACHABLE
     except ServerError as e:
         print(f"error: the server misbehaved: {e}", file=stderr)
@@ -112,14 +126,10 @@ def second_interrupt_exits_at_once() -> Iterator[None]:
 
 def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
     args = build_parser().parse_args(argv)
-    servers = args.server or os.environ.get("COMFYUI_URL", DEFAULT_SERVER).split(",")
-    try:
-        addresses = [ServerAddress.parse(s) for s in servers if s.strip()]
-    except ValueError as e:
-        raise BadInput(None, "--server", str(e)) from None
     options = RunOptions(
         batch_file=args.batch_file,
-        servers=addresses,
+        servers=server_addresses(args),
+        client=client_options(args),
         scheduler=SchedulerOptions(
             in_flight=args.in_flight,
             job_timeout=args.timeout,
@@ -141,6 +151,26 @@ def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
     return options, args.quiet
 
 
+def server_addresses(args: argparse.Namespace) -> list[ServerAddress]:
+    servers = args.server or os.environ.get("COMFYUI_URL", DEFAULT_SERVER).split(",")
+    token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
+    try:
+        return [ServerAddress.parse(s, token, args.token_in == "query") for s in servers if s.strip()]
+    except ValueError as e:
+        raise BadInput(None, "--server", str(e)) from None
+
+
+def client_options(args: argparse.Namespace) -> ClientOptions:
+    limits = Limits(
+        request_seconds=args.http_timeout,
+        download_seconds=args.download_timeout,
+        max_download_bytes=int(args.max_download_mb * 1024 * 1024),
+    )
+    if args.ca_cert is not None and not args.ca_cert.is_file():
+        raise BadInput(None, "--ca-cert", f"no such file: {args.ca_cert}")
+    return ClientOptions(limits, args.ca_cert)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -159,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--server",
         action="append",
         metavar="URL",
-        help="ComfyUI server, http://host:port or host:port; repeat it to spread the batch over "
+        help="ComfyUI server: http://host:port, https://host/prefix (behind a proxy) or host:port; repeat it to spread the batch over "
         f"several servers; default: $COMFYUI_URL (comma-separated for several) or {DEFAULT_SERVER}",
     )
     parser.add_argument(
@@ -219,9 +249,54 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--report", type=Path, metavar="FILE.json", help="also write the summary, with every job, as JSON"
     )
+    add_connection_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary on stderr")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """Credentials, certificates and bounds: how we reach servers, whatever the batch."""
+    group = parser.add_argument_group("servers behind a proxy, and network bounds")
+    group.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help=f"send this token to every server, on HTTP and the WebSocket; default: ${TOKEN_VARIABLE} "
+        "(better: options show in the process list). Never printed",
+    )
+    group.add_argument(
+        "--token-in",
+        choices=("header", "query"),
+        default="header",
+        help="send the token as an 'Authorization: Bearer' header (the default) or as a ?token= "
+        "query parameter (ComfyUI-Login). A server URL may also carry user:password@ or ?token=",
+    )
+    group.add_argument(
+        "--ca-cert", type=Path, metavar="FILE", help="also trust this certificate (a self-signed server's) for https"
+    )
+    limits = Limits()
+    group.add_argument(
+        "--http-timeout",
+        type=_positive_float,
+        default=limits.request_seconds,
+        metavar="SECONDS",
+        help=f"bound on each API call (default: %(default)gs); connecting may take {limits.connect_seconds:g}s, "
+        f"and a server silent for {limits.read_seconds:g}s in the middle of an answer counts as unreachable",
+    )
+    group.add_argument(
+        "--download-timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help=f"bound on each output's download (default: {limits.download_grace_seconds:g}s plus 1s per "
+        f"{limits.download_min_rate / 1024:g} KB received, so only a stalled or trickling transfer is cut)",
+    )
+    group.add_argument(
+        "--max-download-mb",
+        type=_positive_float,
+        default=limits.max_download_bytes / 1024 / 1024,
+        metavar="MB",
+        help="largest output to download; a larger one fails its job (default: %(default)g)",
+    )
 
 
 def _positive_int(text: str) -> int:

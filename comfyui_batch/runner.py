@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .batch import Batch, Job, batch_rng, expand_jobs, load_batch
 from .collect import collect
-from .comfy.client import ComfyClient, ServerAddress
+from .comfy.client import ClientOptions, ComfyClient, ServerAddress
 from .comfy.nodes import NodeDefinitions
 from .comfy.validate import check
 from .dryrun import count_line, describe_jobs, export_workflows
@@ -35,6 +35,7 @@ from .workflow import classes_used
 class RunOptions:
     batch_file: Path
     servers: Sequence[ServerAddress]
+    client: ClientOptions = field(default_factory=ClientOptions)  # certificates to trust, bounds on every call
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
     resume: bool = False
     validate: bool = True
@@ -56,7 +57,7 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
     todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan(to_run=jobs)
 
     with ExitStack() as stack:
-        clients = [stack.enter_context(ComfyClient(address)) for address in options.servers]
+        clients = [stack.enter_context(ComfyClient(address, options.client)) for address in options.servers]
         scheduler = Scheduler(clients, reporter, options.scheduler)
         stack.callback(scheduler.close)
         if not options.dry_run:
