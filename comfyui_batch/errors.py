@@ -8,6 +8,7 @@
     ├── UnsafePath                  a name would put a file outside the output folder
     ├── ServerUnreachable           no answer from a server: exit 3
     ├── ServerError                 the server answered, but not as the protocol says
+    ├── LaunchFailed                a ComfyUI we start (--comfyui) did not come up: exit 3
     └── JobFailed                   one job failed; the batch goes on (exit 1 at the end)
         └── PromptRejected          POST /prompt answered 400 (node_errors)
 
@@ -99,3 +100,25 @@ class JobFailed(BatchError):
 
 class PromptRejected(JobFailed):
     """POST /prompt refused the workflow (validation errors)."""
+
+
+class LaunchFailed(BatchError):
+    """A ComfyUI server we were asked to start (--comfyui) did not come up: exit 3."""
+
+    def __init__(
+        self,
+        problem: str,
+        python: Path,
+        log: Path | None = None,
+        tail: Sequence[str] = (),
+        missing_module: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.python = python
+        self.log = log
+        self.tail = tuple(tail)
+        self.missing_module = missing_module  # the import that failed, when that is the reason
+        text = problem
+        if log is not None:
+            text += f"\nlast lines of its log ({log}):\n" + "\n".join(f"  {line}" for line in self.tail)
+        super().__init__(text)

@@ -18,6 +18,7 @@ from typing import Any
 from .batch import Batch, Job, expand_jobs, load_batch
 from .collect import collect
 from .comfy.client import ComfyClient, ServerAddress
+from .comfy.launcher import Launcher, LaunchOptions
 from .comfy.validate import check
 from .dryrun import describe_jobs, export_workflows
 from .errors import BadInput, ServerUnreachable
@@ -42,6 +43,8 @@ class RunOptions:
     export_workflows: Path | None = None  # with dry_run: each job's final workflow goes here
     report: Path | None = None
     random_seed: int | None = None  # makes "random" seeds reproducible (tests)
+    launch: LaunchOptions | None = None  # start ComfyUI where it is not running (--comfyui)
+    rerun: str | None = None  # the command line that resumes this run, as the user typed it
 
 
 def run_batch(options: RunOptions, console: Console) -> Summary:
@@ -49,9 +52,15 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
     jobs = expand_jobs(batch, random.Random(options.random_seed))
     check_prefix(batch.save.filename_prefix)
     reporter = ConsoleReporter(console)
+    if not jobs:
+        reporter.warning(f"{batch.path} has no jobs (its 'prompts' list is empty): nothing to run")
+        return Summary(0, [], 0.0)
     todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan(to_run=jobs)
 
     with ExitStack() as stack:
+        stack.callback(reporter.close)  # the live line is off the screen before any error message
+        if options.launch:
+            stack.enter_context(Launcher(options.launch, partial(server_log_path, batch), reporter))
         clients = [stack.enter_context(ComfyClient(address)) for address in options.servers]
         scheduler = Scheduler(clients, reporter, options.scheduler)
         stack.callback(scheduler.close)
@@ -219,7 +228,14 @@ def finish(summary: Summary, options: RunOptions, reporter: Reporter, manifest: 
         )
 
 
+def server_log_path(batch: Batch, port: int) -> Path:
+    """Where a ComfyUI we start writes its log: beside the manifest."""
+    return manifest_path(batch.save.output_directory, batch.path).with_name(f"{batch.path.stem}.comfyui-{port}.log")
+
+
 def resume_command(options: RunOptions) -> str:
+    if options.rerun:
+        return options.rerun
     servers = " ".join(f"--server {a}" for a in options.servers)
     return f"python ComfyUI-API-BatchProcessing.py {options.batch_file} {servers} --resume"
 
