@@ -107,10 +107,7 @@ def main(
     parser = build_parser(program)
     args = parser.parse_args(verbatim_values(argv))
     if args.batch_file is None and not DEFAULT_BATCH_FILE.exists():
-        print(f"{program.name}: no batch file given, and there is no ./{DEFAULT_BATCH_FILE} here.", file=stderr)
-        print(parser.format_usage().rstrip(), file=stderr)
-        print(f"Try: {program.command} batchs_files/prt-hello.json --comfyui PATH/TO/ComfyUI", file=stderr)
-        print(f"     {program.command} --help   (every option)", file=stderr)
+        print(no_batch_file(program, parser), file=stderr)
         return ExitCode.BAD_INPUT
     try:
         options, quiet = run_options(args, resume_hint(program, argv))
@@ -126,14 +123,7 @@ def main(
         return ExitCode.BAD_INPUT
     except ServerUnreachable as e:
         print(f"error: {e}", file=stderr)
-        if options.launch is None and is_local(ServerAddress(e.url)):
-            print(
-                "No ComfyUI is running there. Let this tool start it: --comfyui PATH/TO/ComfyUI (or set "
-                "COMFYUI_PATH); or start it yourself and give its address with --server URL or COMFYUI_URL.",
-                file=stderr,
-            )
-        else:
-            print("Is ComfyUI running there, and reachable from here? Give its address with --server URL.", file=stderr)
+        print(unreachable_hint(e, launching=options.launch is not None), file=stderr)
         return ExitCode.SERVER_UNREACHABLE
     except LaunchFailed as e:
         print(f"error: {e}", file=stderr)
@@ -178,6 +168,26 @@ def second_interrupt_exits_at_once() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def no_batch_file(program: Program, parser: argparse.ArgumentParser) -> str:
+    return "\n".join(
+        [
+            f"{program.name}: no batch file given, and there is no ./{DEFAULT_BATCH_FILE} here.",
+            parser.format_usage().rstrip(),
+            f"Try: {program.command} batchs_files/prt-hello.json --comfyui PATH/TO/ComfyUI",
+            f"     {program.command} --help   (every option)",
+        ]
+    )
+
+
+def unreachable_hint(error: ServerUnreachable, launching: bool) -> str:
+    if not launching and is_local(ServerAddress(error.url)):
+        return (
+            "No ComfyUI is running there. Let this tool start it: --comfyui PATH/TO/ComfyUI (or set "
+            "COMFYUI_PATH); or start it yourself and give its address with --server URL or COMFYUI_URL."
+        )
+    return "Is ComfyUI running there, and reachable from here? Give its address with --server URL."
 
 
 def launch_hint(error: LaunchFailed) -> str:
