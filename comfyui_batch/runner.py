@@ -16,6 +16,7 @@ from pathlib import Path
 from .batch import Batch, Job, batch_rng, expand_jobs, load_batch
 from .collect import collect
 from .comfy.client import ClientOptions, ComfyClient, ServerAddress
+from .comfy.launcher import Launcher, LaunchOptions
 from .comfy.nodes import NodeDefinitions
 from .comfy.validate import check
 from .dryrun import count_line, describe_jobs, export_workflows
@@ -44,6 +45,8 @@ class RunOptions:
     report: Path | None = None
     random_seed: int | None = None  # makes "random" seeds reproducible (tests); else parameters.random_seed
     max_jobs: int = DEFAULT_MAX_JOBS  # a batch that expands to more is refused before anything runs
+    launch: LaunchOptions | None = None  # start ComfyUI where it is not running (--comfyui)
+    rerun: str | None = None  # the command line that resumes this run, as the user typed it
 
 
 def run_batch(options: RunOptions, console: Console) -> Summary:
@@ -54,9 +57,15 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
     reporter = ConsoleReporter(console)
     for warning in batch.warnings:
         reporter.warning(warning)
+    if not jobs:
+        reporter.warning(f"{batch.path} has no jobs (its 'prompts' list is empty): nothing to run")
+        return Summary(0, [], 0.0)
     todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan(to_run=jobs)
 
     with ExitStack() as stack:
+        stack.callback(reporter.close)  # the live line is off the screen before any error message
+        if options.launch:
+            stack.enter_context(Launcher(options.launch, partial(server_log_path, batch), reporter))
         clients = [stack.enter_context(ComfyClient(address, options.client)) for address in options.servers]
         scheduler = Scheduler(clients, reporter, options.scheduler)
         stack.callback(scheduler.close)
@@ -231,7 +240,14 @@ def finish(summary: Summary, options: RunOptions, reporter: Reporter, manifest: 
         )
 
 
+def server_log_path(batch: Batch, port: int) -> Path:
+    """Where a ComfyUI we start writes its log: beside the manifest."""
+    return manifest_path(batch.save.output_directory, batch.path).with_name(f"{batch.path.stem}.comfyui-{port}.log")
+
+
 def resume_command(options: RunOptions) -> str:
+    if options.rerun:
+        return options.rerun
     servers = " ".join(f"--server {a}" for a in options.servers)
     return f"python ComfyUI-API-BatchProcessing.py {options.batch_file} {servers} --resume"
 
