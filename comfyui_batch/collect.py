@@ -14,6 +14,8 @@ def collect(client: ComfyClient, entry: HistoryEntry, folder: OutputFolder | Non
     server's names. Raises JobFailed if the prompt failed or a file cannot be saved safely."""
     if not entry.succeeded:
         raise JobFailed(entry.error or "failed")
+    if entry.problems:
+        raise JobFailed("the server lists outputs it does not name usably: " + "; ".join(entry.problems))
     for ref in entry.files:
         check_relative_name(ref.subfolder, "subfolder from the server")
         check_relative_name(ref.filename, "file name from the server")

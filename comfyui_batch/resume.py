@@ -4,10 +4,11 @@ which must run again. Pure: the caller reads the manifest and checks the disk.""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .batch import Job
+from .expand import with_seeds
 from .outputs import current_history
 
 
@@ -46,7 +47,7 @@ def plan_resume(
         if record is None:
             plan.to_run.append(job)
             continue
-        recorded = _with_recorded_seeds(job, record.get("values") or {})
+        recorded = _with_recorded_seeds(job, record.get("values") or {}, record.get("made_of") or {})
         if recorded is None:
             plan.notes.append(f"job {job.index} changed since the last run; running it again")
             plan.to_run.append(job)
@@ -71,12 +72,12 @@ def _last_state_per_job(records: Iterable[dict[str, Any]], batch_file: str) -> d
     return {r["job"]: r for r in current_history(records, batch_file) if isinstance(r.get("job"), int)}
 
 
-def _with_recorded_seeds(job: Job, recorded: dict[str, Any]) -> Job | None:
-    """The job with the seeds the earlier run drew, or None if the batch entry has changed."""
-    values = dict(job.values)
-    for name in job.drawn_seeds:
-        if isinstance(recorded.get(name), int):
-            values[name] = recorded[name]
-    if values != recorded:
+def _with_recorded_seeds(job: Job, recorded: dict[str, Any], made_of: dict[str, Any]) -> Job | None:
+    """The job with the seeds the earlier run drew, and so its dynamic-prompt texts drawn again
+    from them; None if the batch entry has changed (or the texts cannot be drawn again)."""
+    seeds = {name: recorded[name] for name in job.drawn_seeds if isinstance(recorded.get(name), int)}
+    choice_seed = made_of.get("choice_seed")
+    again = with_seeds(job, seeds, choice_seed if isinstance(choice_seed, int) else None)
+    if again is None or again.values != recorded:
         return None
-    return replace(job, values=values)
+    return again

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -13,14 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-from .batch import Batch, Job, expand_jobs, load_batch
+from .batch import Batch, Job, batch_rng, expand_jobs, load_batch
 from .collect import collect
-from .comfy.client import ComfyClient, ServerAddress
+from .comfy.client import ClientOptions, ComfyClient, ServerAddress
+from .comfy.launcher import Launcher, LaunchOptions
+from .comfy.nodes import NodeDefinitions
 from .comfy.validate import check
-from .dryrun import describe_jobs, export_workflows
+from .dryrun import count_line, describe_jobs, export_workflows
 from .errors import BadInput, ServerUnreachable
+from .expand import DEFAULT_MAX_JOBS, check_size
 from .outputs import Manifest, OutputFolder, check_prefix, manifest_path, read_manifest
 from .plan import PlannedJob, job_graphs
 from .preflight import Preflight, prepare, upload
@@ -36,26 +37,39 @@ from .workflow import classes_used
 class RunOptions:
     batch_file: Path
     servers: Sequence[ServerAddress]
+    client: ClientOptions = field(default_factory=ClientOptions)  # certificates to trust, bounds on every call
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
     resume: bool = False
     validate: bool = True
     dry_run: bool = False
     export_workflows: Path | None = None  # with dry_run: each job's final workflow goes here
     report: Path | None = None
-    random_seed: int | None = None  # makes "random" seeds reproducible (tests)
+    random_seed: int | None = None  # makes "random" seeds reproducible (tests); else parameters.random_seed
+    max_jobs: int = DEFAULT_MAX_JOBS  # a batch that expands to more is refused before anything runs
+    launch: LaunchOptions | None = None  # start ComfyUI where it is not running (--comfyui)
+    rerun: str | None = None  # the command line that resumes this run, as the user typed it
     present: PresentOptions = field(default_factory=PresentOptions)  # gallery, contact sheet
 
 
 def run_batch(options: RunOptions, console: Console) -> Summary:
     batch = load_batch(options.batch_file)
     grid = read_grid(batch)
-    jobs = expand_jobs(batch, random.Random(options.random_seed))
+    check_size(batch.expansion, options.max_jobs)  # counted before any job is made
+    jobs = expand_jobs(batch, batch_rng(batch, options.random_seed))
     check_prefix(batch.save.filename_prefix)
     reporter = ConsoleReporter(console)
+    for warning in batch.warnings:
+        reporter.warning(warning)
+    if not jobs:
+        reporter.warning(f"{batch.path} has no jobs (its 'prompts' list is empty): nothing to run")
+        return Summary(0, [], 0.0)
     todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan(to_run=jobs)
 
     with ExitStack() as stack:
-        clients = [stack.enter_context(ComfyClient(address)) for address in options.servers]
+        stack.callback(reporter.close)  # the live line is off the screen before any error message
+        if options.launch:
+            stack.enter_context(Launcher(options.launch, partial(server_log_path, batch), reporter))
+        clients = [stack.enter_context(ComfyClient(address, options.client)) for address in options.servers]
         scheduler = Scheduler(clients, reporter, options.scheduler)
         stack.callback(scheduler.close)
         if not options.dry_run:
@@ -115,7 +129,7 @@ def execute(
 
 def reach_servers(
     batch: Batch, jobs: list[Job], clients: list[ComfyClient], options: RunOptions, reporter: Reporter
-) -> list[dict[str, Any]] | None:
+) -> list[NodeDefinitions] | None:
     """Asks every server at once for what the pre-flight check needs, its node definitions,
     which also proves it answers: over a slow link that costs one round trip, not several per
     server. Only the workflow's classes for an API-format file; all of them to convert a
@@ -126,13 +140,19 @@ def reach_servers(
     classes = classes_used(batch.workflow_path)
     needed = options.validate or classes is None
 
-    def ask(client: ComfyClient) -> dict[str, Any]:
+    def ask(client: ComfyClient) -> NodeDefinitions:
         if not needed:
             client.system_stats()
-            return {}
-        found = client.object_info(classes)
-        # A class the server lacks will be reported: with the full list, so are its near names.
-        return found if classes is None or classes <= found.keys() else client.object_info()
+            return NodeDefinitions.parse({})
+        if classes is not None:
+            found = client.object_info(classes)
+            if classes <= found.keys():
+                return NodeDefinitions.parse(found)
+        # Every definition: a GUI-format file needs them to convert, and for a class the server
+        # lacks they name its near names. The server may also replace a deprecated class.
+        with ThreadPoolExecutor(2) as pool:
+            everything, replacements = pool.submit(client.object_info), pool.submit(client.node_replacements)
+            return NodeDefinitions.parse(everything.result(), replacements.result())
 
     with ThreadPoolExecutor(len(clients)) as pool:
         attempts = [pool.submit(ask, client) for client in clients]
@@ -154,7 +174,7 @@ def reach_servers(
 
 
 def preflight(
-    batch: Batch, jobs: list[Job], definitions: list[dict[str, Any]] | None, options: RunOptions
+    batch: Batch, jobs: list[Job], definitions: list[NodeDefinitions] | None, options: RunOptions
 ) -> Preflight:
     """Resolves every job and, unless told not to, validates it against every server's nodes
     and models: a typo in a model name is caught now, not after hours of queue."""
@@ -176,6 +196,7 @@ def preflight(
 def dry_run(
     checked: Preflight, batch: Batch, options: RunOptions, console: Console, reporter: Reporter, total: int
 ) -> Summary:
+    print(count_line(len(checked.plans), total), file=console.stdout)
     for line in describe_jobs(checked.plans, batch.items):
         print(line, file=console.stdout)
     if options.export_workflows:
@@ -231,7 +252,14 @@ def finish(summary: Summary, options: RunOptions, reporter: Reporter, manifest: 
         )
 
 
+def server_log_path(batch: Batch, port: int) -> Path:
+    """Where a ComfyUI we start writes its log: beside the manifest."""
+    return manifest_path(batch.save.output_directory, batch.path).with_name(f"{batch.path.stem}.comfyui-{port}.log")
+
+
 def resume_command(options: RunOptions) -> str:
+    if options.rerun:
+        return options.rerun
     servers = " ".join(f"--server {a}" for a in options.servers)
     return f"python ComfyUI-API-BatchProcessing.py {options.batch_file} {servers} --resume"
 

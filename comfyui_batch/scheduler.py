@@ -138,7 +138,7 @@ class Scheduler:
         connections are ready by the time the first job is queued."""
         for server in self._servers:
             if server.stream is None:
-                server.stream = EventStream(server.client.address, server.client_id, partial(self._post_event, server))
+                server.stream = server.client.event_stream(server.client_id, partial(self._post_event, server))
                 server.stream.start()
 
     def run(

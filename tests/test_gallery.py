@@ -48,7 +48,15 @@ def status_of(html: str, job: int) -> str:
 def test_each_card_shows_the_values_that_vary_and_the_rest_is_shown_once() -> None:
     prompt = "a lighthouse at sunset, <b>bold</b> & stormy"
     jobs = [
-        JobResult(Job(1, {"prompt": prompt, "seed": 11, "width": 512}, made_of={"cfg": 4}), "ok", files=("/o/a.png",)),
+        JobResult(
+            Job(
+                1,
+                {"prompt": prompt, "seed": 11, "width": 512},
+                made_of={"entry": "prompts[0]", "sweep": {"cfg": 4, "s": "a"}},
+            ),
+            "ok",
+            files=("/o/a.png",),
+        ),
         JobResult(
             Job(2, {"prompt": "a fox", "seed": 12, "width": 512}), "failed", error="node 3 (KSampler): out of memory"
         ),
@@ -57,7 +65,7 @@ def test_each_card_shows_the_values_that_vary_and_the_rest_is_shown_once() -> No
     first, second = card(html, 1), card(html, 2)
     assert "a lighthouse at sunset, &lt;b&gt;bold&lt;/b&gt; &amp; stormy" in first  # as sent, escaped
     assert "<dt>seed</dt><dd>11</dd>" in first and "width" not in first
-    assert "made of cfg: 4" in first
+    assert "made of entry: prompts[0] · sweep: cfg 4, s a" in first
     assert '<img src="a.png"' in first and '<a class="thumb" href="a.png"' in first
     assert "s-failed" in second and "node 3 (KSampler): out of memory" in second
     common = html.split('<main id="jobs">')[0]

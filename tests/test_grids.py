@@ -279,6 +279,30 @@ def test_a_run_makes_its_grid_from_the_saved_images(comfy_server: ComfyServer, t
         assert all(inked(grid.convert("RGB"), box) for box in drawn.layout.columns + drawn.layout.rows)
 
 
+def test_a_swept_batch_makes_one_grid_per_z_value(comfy_server: ComfyServer, tmp_path: Path) -> None:
+    sweep = {"color": list(COLOURS), "steps": [1, 2], "height": [16, 24]}
+    batch = with_grid(
+        write_batch(tmp_path, [{"sweep": sweep}], workflow=failing_workflow(), items=ITEMS_WITH_FAIL),
+        {"x": "color", "y": "steps", "z": "height"},
+    )
+    run = run_cli(str(batch), "--server", comfy_server.url)
+    assert run.code == 0, run.err
+    out = tmp_path / "out"
+    assert [Path(r["file"]).name for r in grid_records(out)] == ["batch.grid-z1-16.png", "batch.grid-z2-24.png"]
+    ok = sorted((r for r in manifest_records(out) if r["event"] == "ok"), key=lambda r: r["job"])
+    jobs = [job(r["job"], "ok", tuple(r["files"]), **r["values"]) for r in ok]
+    for plan in plan_grids(GridSpec("color", "steps", "height"), jobs):
+        drawn = draw_grid(plan, lambda f: out / Path(f).name, is_image)
+        with Image.open(out / plan.file_name("batch")) as opened:
+            saved = DrawnGrid(opened.convert("RGB"), drawn.layout, drawn.placed)
+        assert saved.image.size == drawn.image.size
+        assert len(drawn.placed) == 6  # 3 colours × 2 step counts, all there
+        for place in drawn.placed:
+            (cell_job,) = plan.cells[place]
+            assert cell_job.job.values["height"] == plan.z
+            assert_cell_holds(saved, place, Path(cell_job.files[0]))
+
+
 def test_resume_finishes_the_grid_in_place_and_never_takes_it_for_an_output(
     comfy_server: ComfyServer, tmp_path: Path
 ) -> None:

@@ -65,7 +65,7 @@ from typing import Any, Final
 
 from ..errors import ConversionError  # part of the package's error tree; re-exported here
 
-__all__ = ["ConversionError", "is_ui_format", "ui_to_api", "unknown_class_types"]
+__all__ = ["ConversionError", "is_ui_format", "ui_to_api", "unknown_class_types", "widget_input_name"]
 
 MODE_NEVER: Final = 2  # "muted"
 MODE_BYPASS: Final = 4
@@ -1210,3 +1210,26 @@ def _reject_unknown_classes(prompt: Mapping[str, Mapping[str, Any]], object_info
     if unknown:
         listed = ", ".join(f"node {node_id} ({kind})" for node_id, kind in unknown.items())
         raise ConversionError(f"the server has no node class for {len(unknown)} nodes: {listed}")
+
+
+# --------------------------------------------------------------------------- widget positions
+
+
+def widget_input_name(node: Mapping[str, Any], index: int, object_info: Mapping[str, Any]) -> str | None:
+    """The input that `widgets_values[index]` of a GUI-format node feeds once converted, or None:
+    a UI-only value (control_after_generate, an upload button), a position past its widgets, or a
+    class the server does not define. Batch items such as "nodes,6,widgets_values,0" use it."""
+    raw = node.get("widgets_values")
+    if isinstance(raw, Mapping):
+        names = [str(name) for name in raw]
+        return names[index] if 0 <= index < len(names) and names[index] not in UI_ONLY_WIDGET_NAMES else None
+    info = object_info.get(_node_type(node))
+    if not isinstance(info, Mapping):
+        return None
+    layout = _widget_layout(info, with_forced=False)
+    values = list(raw) if isinstance(raw, list) else []
+    if _drop_forced_values(info, layout, values) is not values:
+        layout = _widget_layout(info, with_forced=True)  # an old file: forced inputs kept a value
+    if not 0 <= index < len(layout) or layout[index].companion or layout[index].spec.force_input:
+        return None
+    return layout[index].spec.name

@@ -162,7 +162,7 @@ def render_card(result: JobResult, varying: tuple[str, ...], saved: bool, runnin
     if shown:
         parts.append("<dl>" + "".join(_value(name, job.values[name]) for name in shown) + "</dl>")
     if job.made_of:
-        made = " · ".join(f"{escape(name)}: {escape(_text(value))}" for name, value in job.made_of.items())
+        made = " · ".join(f"{escape(name)}: {escape(_made_text(value))}" for name, value in job.made_of.items())
         parts.append(f'<p class="made-of">made of {made}</p>')
     parts.append("</article>")
     return "".join(parts)
@@ -202,6 +202,13 @@ def _text(value: Any) -> str:
     if type(value) in (int, float):  # most values: the same text as JSON's, faster
         return repr(value)
     return json.dumps(value, ensure_ascii=False)
+
+
+def _made_text(value: Any) -> str:
+    """`cfg 6, sampler_name euler` for what a sweep set; other values as `_text` writes them."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{name} {_text(v)}" for name, v in value.items())
+    return _text(value)
 
 
 def _duration(seconds: float) -> str:

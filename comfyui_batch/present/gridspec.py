@@ -2,8 +2,8 @@
 
     "grid": {"x": "cfg", "y": "sampler_name", "z": "model", "max_size": 8192}
 
-Only `x` is required. The batch loader passes the key through untouched; it is read and
-checked here, before anything is queued.
+Only `x` is required. The batch loader keeps the key as written (`Batch.grid`); it is checked
+here, before anything is queued.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from ..batch import Batch
 from ..errors import BadInput
-from ..jsonfile import json_path, read_json, type_name
+from ..jsonfile import json_path, type_name
 
 DEFAULT_MAX_SIDE = 8192  # px: the longest a grid's side may be; cells are scaled down to fit
 MIN_MAX_SIDE = 256
@@ -41,10 +41,7 @@ class GridSpec:
 
 def read_grid(batch: Batch) -> GridSpec | None:
     """The batch's grid, or None when it asks for none. Raises BadInput naming the place."""
-    parameters = read_json(batch.path, "batch file").get("parameters") or {}
-    if "grid" not in parameters:
-        return None
-    return parse_grid(parameters["grid"], batch.items, batch.path)
+    return None if batch.grid is None else parse_grid(batch.grid, batch.items, batch.path)
 
 
 def parse_grid(raw: Any, items: Mapping[str, object], file: Path) -> GridSpec:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -306,7 +306,7 @@ def _history(manifest: Path, batch_file: str) -> History:
 
 
 def _earlier(job: Job, files: Sequence[str], record: JobResult | None) -> JobResult:
-    """A job an earlier run finished, as its record tells it."""
-    if record is not None and is_final(record):
-        return record
+    """A job an earlier run finished, as its record tells it (with what expansion made it of)."""
+    if record is not None and is_final(record) and record.job.values == job.values:
+        return replace(record, job=job)
     return JobResult(job, OK, files=tuple(files))
