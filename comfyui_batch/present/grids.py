@@ -10,6 +10,7 @@ or no job at all with those values.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -173,7 +174,7 @@ def _layout_at(plan: GridPlan, cell_w: int, cell_h: int) -> Layout:
     label_w = pad  # a margin, without a y axis to label
     row_lines: list[list[str]] = [[]]
     if plan.y:
-        widest = max(face.getlength(label) for label in plan.y.labels) + 2 * pad
+        widest = math.ceil(max(face.getlength(label) for label in plan.y.labels)) + 2 * pad + 1
         label_w = round(min(max(widest, 6 * px), max(6 * px, min(1.5 * cell_w, 20 * px))))
         room = max(1, (cell_h - 2 * pad) // step)
         row_lines = [wrap(label, face, label_w - 2 * pad, room) for label in plan.y.labels]
