@@ -59,11 +59,12 @@ middle of a node's widget list (e.g. Load3D's buttons), which shift the values a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from ..errors import ConversionError  # part of the package's error tree; re-exported here
+from .widgets import UNSET, InputSpec, has_value_control, input_specs, node_widgets, widget_values, widgets_for
 
 __all__ = ["ConversionError", "is_ui_format", "ui_to_api", "unknown_class_types"]
 
@@ -77,33 +78,6 @@ SUBGRAPH_OUTPUT_ID: Final = "-20"
 # Nodes that only exist in the GUI; the frontend marks them isVirtualNode.
 VIRTUAL_NODE_TYPES: Final = frozenset({"PrimitiveNode", "Reroute", "Note", "MarkdownNote"})
 
-# Input types for which the frontend creates a value-holding widget (its ComfyWidgets table plus
-# the types registered by its bundled extensions).
-WIDGET_TYPES: Final = frozenset(
-    {
-        "INT",
-        "FLOAT",
-        "STRING",
-        "BOOLEAN",
-        "COMBO",
-        "MARKDOWN",
-        "COLOR",
-        "TEXTAREA",
-        "IMAGECOMPARE",
-        "CHART",
-        "GALLERIA",
-        "WEBCAM",
-        "LOAD_3D",
-    }
-)
-SEED_INPUT_NAMES: Final = frozenset({"seed", "noise_seed"})
-# Upload buttons (and the audio player) that follow a combo in widgets_values.
-UPLOAD_COMPANIONS: Final = {
-    "image_upload": 1,
-    "video_upload": 1,
-    "animated_image_upload": 1,
-    "audio_upload": 2,
-}
 # Names under which dict-style widgets_values may hold UI-only values.
 UI_ONLY_WIDGET_NAMES: Final = frozenset(
     {"control_after_generate", "control_before_generate", "control_filter_list", "upload"}
@@ -235,30 +209,6 @@ class _Flat:
 
 
 @dataclass(frozen=True)
-class _InputSpec:
-    name: str
-    type: str  # "COMBO" for V1 list combos too
-    options: Mapping[str, Any]
-    choices: tuple[Any, ...]
-
-    @property
-    def is_widget(self) -> bool:
-        return self.type in WIDGET_TYPES
-
-    @property
-    def force_input(self) -> bool:
-        return bool(self.options.get("forceInput"))
-
-
-@dataclass(frozen=True)
-class _WidgetSlot:
-    """One position in widgets_values: a named widget, or a UI-only value that follows one."""
-
-    spec: _InputSpec
-    companion: bool
-
-
-@dataclass(frozen=True)
 class _Definitions:
     subgraphs: Mapping[str, Mapping[str, Any]]
     group_nodes: Mapping[str, Mapping[str, Any]]
@@ -270,9 +220,6 @@ class _Definitions:
         extra = ui.get("extra")
         groups = extra.get("groupNodes") if isinstance(extra, Mapping) else None
         return _Definitions(subgraphs, groups if isinstance(groups, Mapping) else {})
-
-
-_NO_VALUE: Final = object()
 
 
 # --------------------------------------------------------------------------- reading the file
@@ -415,124 +362,29 @@ def _widget_name(entry: Mapping[str, Any] | None) -> str | None:
     return str(name) if name else None
 
 
-# --------------------------------------------------------------------------- node definitions
-
-
-def _input_specs(info: Mapping[str, Any]) -> Iterator[_InputSpec]:
-    """The class's required then optional inputs, in the order the GUI lays out widgets."""
-    inputs = info.get("input")
-    order = info.get("input_order")
-    for section in ("required", "optional"):
-        specs = inputs.get(section) if isinstance(inputs, Mapping) else None
-        if not isinstance(specs, Mapping):
-            continue
-        listed = order.get(section) if isinstance(order, Mapping) else None
-        names = [n for n in listed if n in specs] if isinstance(listed, list) else []
-        names += [n for n in specs if n not in names]
-        for name in names:
-            spec = _parse_spec(str(name), specs[name])
-            if spec is not None:
-                yield spec
-
-
-def _parse_spec(name: str, raw: Any) -> _InputSpec | None:
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, (list, tuple)) or not raw:
-        return None
-    options = raw[1] if len(raw) > 1 and isinstance(raw[1], Mapping) else {}
-    if isinstance(raw[0], (list, tuple)):  # V1 combo: the type is the list of choices
-        return _InputSpec(name, "COMBO", options, tuple(raw[0]))
-    choices = options.get("options")  # V3 combo: "COMBO" with {"options": [...]}
-    listed = tuple(choices) if isinstance(choices, list) else ()
-    return _InputSpec(name, str(raw[0]), options, listed)
-
-
-def _has_value_control(spec: _InputSpec) -> bool:
-    """Whether the GUI adds a control_after_generate widget after this one."""
-    flag = spec.options.get("control_after_generate")
-    if spec.type == "INT":
-        return bool(flag) if flag is not None else spec.name in SEED_INPUT_NAMES
-    return spec.type == "COMBO" and bool(flag)
-
-
-def _companion_count(spec: _InputSpec) -> int:
-    if spec.type == "INT":
-        return 1 if _has_value_control(spec) else 0
-    if spec.type != "COMBO":
-        return 0
-    count = 2 if _has_value_control(spec) else 0  # control value and control_filter_list
-    return count + sum(n for flag, n in UPLOAD_COMPANIONS.items() if spec.options.get(flag))
-
-
-def _widget_layout(info: Mapping[str, Any], *, with_forced: bool) -> tuple[_WidgetSlot, ...]:
-    slots: list[_WidgetSlot] = []
-    for spec in _input_specs(info):
-        if not spec.is_widget or (spec.force_input and not with_forced):
-            continue
-        slots.append(_WidgetSlot(spec, False))
-        slots += [_WidgetSlot(spec, True)] * _companion_count(spec)
-    return tuple(slots)
-
-
-def _default_value(spec: _InputSpec) -> Any:
-    """What a freshly created widget holds, or _NO_VALUE when the GUI would have nothing."""
-    if "default" in spec.options:
-        return spec.options["default"]
-    if spec.type == "COMBO":
-        return spec.choices[0] if spec.choices else _NO_VALUE
-    return {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False}.get(spec.type, _NO_VALUE)
-
-
 # --------------------------------------------------------------------------- widget values
 
 
 def _widget_inputs(node: Mapping[str, Any], info: Mapping[str, Any] | None) -> dict[str, Any]:
     raw = node.get("widgets_values")
     if isinstance(raw, Mapping):
-        return _named_widget_values(raw, info)
+        return _named_widget_values(raw, info, _node_type(node))
     if info is None:
         return {}  # without the definition, a bare list cannot be named
-    values = list(raw) if isinstance(raw, list) else []
-    layout = _widget_layout(info, with_forced=False)
-    return _assign(layout, _drop_forced_values(info, layout, values))
+    return widget_values(info, _node_type(node), list(raw) if isinstance(raw, list) else [])
 
 
-def _assign(layout: Sequence[_WidgetSlot], values: Sequence[Any]) -> dict[str, Any]:
-    named: dict[str, Any] = {}
-    for position, slot in enumerate(layout):
-        if slot.companion:
-            continue
-        value = values[position] if position < len(values) else _default_value(slot.spec)
-        if value is not _NO_VALUE:
-            named[slot.spec.name] = value
-    return named
-
-
-def _drop_forced_values(info: Mapping[str, Any], layout: Sequence[_WidgetSlot], values: list[Any]) -> list[Any]:
-    # Older frontends kept a value for forceInput widgets too. Like the GUI's
-    # migrateWidgetsValues, only an exact count match is taken as proof of that.
-    if len(values) == len(layout):
-        return values
-    forced = _widget_layout(info, with_forced=True)
-    if len(forced) == len(layout) or len(values) != len(forced):
-        return values
-    return [v for slot, v in zip(forced, values, strict=True) if not slot.spec.force_input]
-
-
-def _named_widget_values(raw: Mapping[str, Any], info: Mapping[str, Any] | None) -> dict[str, Any]:
-    specs = {s.name: s for s in _input_specs(info)} if info is not None else {}
+def _named_widget_values(raw: Mapping[str, Any], info: Mapping[str, Any] | None, class_type: str) -> dict[str, Any]:
+    widgets = {w.name: w for w in node_widgets(info, class_type) if w.sent} if info is not None else {}
     named: dict[str, Any] = {}
     for name, value in raw.items():
         # Undeclared keys may be widgets an extension added (sent by the GUI too), but an object
         # under an undeclared key is UI state, e.g. VideoHelperSuite's "videopreview".
-        if name in specs or (name not in UI_ONLY_WIDGET_NAMES and not isinstance(value, Mapping)):
+        if name in widgets or (name not in UI_ONLY_WIDGET_NAMES and not isinstance(value, Mapping)):
             named[str(name)] = value
-    for name, spec in specs.items():
-        if spec.is_widget and not spec.force_input and name not in named:
-            default = _default_value(spec)
-            if default is not _NO_VALUE:
-                named[name] = default
+    for name, widget in widgets.items():
+        if name not in named and widget.default is not UNSET:
+            named[name] = widget.default
     return named
 
 
@@ -670,15 +522,15 @@ def _with_control_positions(order: list[int | None], scope: _Scope, object_info:
         widened.append(k)
         target = _promoted_target(scope, k) if k is not None else None
         spec = _find_spec(object_info.get(_node_type(target[0])), target[1]) if target else None
-        if spec is not None and _has_value_control(spec):
+        if spec is not None and has_value_control(spec):
             widened.append(None)
     return widened
 
 
-def _find_spec(info: Any, name: str) -> _InputSpec | None:
+def _find_spec(info: Any, name: str) -> InputSpec | None:
     if not isinstance(info, Mapping):
         return None
-    return next((s for s in _input_specs(info) if s.name == name), None)
+    return next((s for s in input_specs(info) if s.name == name), None)
 
 
 # --------------------------------------------------------------------------- legacy group nodes
@@ -687,7 +539,7 @@ def _find_spec(info: Any, name: str) -> _InputSpec | None:
 @dataclass(frozen=True)
 class _GroupWidget:
     inner: int  # index of the inner node in the definition
-    spec: _InputSpec
+    spec: InputSpec
     companion: bool
 
 
@@ -811,16 +663,16 @@ def _group_layout(definition: _GroupDefinition, infos: Sequence[Mapping[str, Any
     widgets: list[_GroupWidget] = []
     inputs: list[_GroupInput] = []
     seen: dict[str, int] = {}
-    converted_later: list[tuple[int, int, list[_InputSpec]]] = []
+    converted_later: list[tuple[int, int, list[InputSpec]]] = []
     for index, info in enumerate(infos):
         if info is None:
             continue
         node = definition.nodes[index]
         entries = _slots(node, "inputs")
         converted_names = {e.get("name") for e in entries if _widget_name(e) == e.get("name")}
-        sockets: list[_InputSpec] = []
-        for spec in _input_specs(info):
-            if spec.is_widget and not spec.force_input:
+        sockets: list[InputSpec] = []
+        for spec in input_specs(info):
+            if spec.has_widget:
                 if spec.name not in converted_names:
                     _group_input_name(definition, index, spec.name, seen)
                     widgets += _group_widgets(index, spec)
@@ -830,7 +682,7 @@ def _group_layout(definition: _GroupDefinition, infos: Sequence[Mapping[str, Any
             if not definition.links_to(index, slot):
                 name = _group_input_name(definition, index, spec.name, seen)
                 inputs.append(_GroupInput(name, spec.type, index, slot))
-        converted = [s for s in _input_specs(info) if s.name in converted_names and s.is_widget]
+        converted = [s for s in input_specs(info) if s.name in converted_names and s.has_widget]
         converted_later.append((index, len(sockets), _in_slot_order(node, converted)))
     # The GUI adds widgets that had been turned into inputs after those of all inner nodes.
     for index, first_slot, specs in converted_later:
@@ -842,14 +694,14 @@ def _group_layout(definition: _GroupDefinition, infos: Sequence[Mapping[str, Any
     return _GroupLayout(tuple(widgets), tuple(inputs), _group_outputs(definition, infos))
 
 
-def _in_slot_order(node: Mapping[str, Any], specs: list[_InputSpec]) -> list[_InputSpec]:
+def _in_slot_order(node: Mapping[str, Any], specs: list[InputSpec]) -> list[InputSpec]:
     positions = {e.get("name"): i for i, e in enumerate(_slots(node, "inputs"))}
     return sorted(specs, key=lambda s: positions.get(s.name, 0))
 
 
-def _group_widgets(index: int, spec: _InputSpec) -> list[_GroupWidget]:
-    count = _companion_count(spec)
-    if spec.name in SEED_INPUT_NAMES and spec.type == "INT" and count == 0:
+def _group_widgets(index: int, spec: InputSpec) -> list[_GroupWidget]:
+    count = len(widgets_for(spec)) - 1
+    if spec.name in ("seed", "noise_seed") and spec.type == "INT" and count == 0:
         count = 1  # the group builder forces a control widget onto seeds
     return [_GroupWidget(index, spec, False)] + [_GroupWidget(index, spec, True)] * count
 
