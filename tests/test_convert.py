@@ -1,21 +1,30 @@
 """UI-format (GUI) workflow -> API-format prompt conversion (comfyui_batch.comfy.convert).
 
-Small hand-written workflows check one rule each against a small hand-written /object_info;
-the shared SD1.5 fixture must convert exactly to what the GUI's "Export (API)" gave; and every
-template of comfyui-workflow-templates (from the test server's venv) must convert into a prompt
-whose required inputs are all there.
+Small hand-written workflows check one rule each against a small hand-written /object_info, or
+against the /object_info of a real server saved in tests/data/convert; the SD1.5 fixture must
+convert exactly to what the GUI's "Export (API)" gave. Then, per server line, every template of
+the line's template set (comfyui-workflow-templates in the server's venv) must convert exactly as
+that server's own frontend converts it (tests/frontend.py drives it in headless Chromium), and
+into a prompt whose required inputs are all there.
+
+Nothing here builds or looks for a server environment at import time: the template tests get
+theirs through fixtures (conftest.py), and only when they run.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from comfy_server import comfyui_home
+from comfy_server import ComfyServer
+from frontend import FrontendError, open_frontend
+from playwright.sync_api import Browser
 
 from comfyui_batch.comfy.convert import (
     VIRTUAL_NODE_TYPES,
@@ -25,18 +34,18 @@ from comfyui_batch.comfy.convert import (
     unknown_class_types,
 )
 
-DATA = Path(__file__).parent / "data" / "convert"
-SHARED_FIXTURES = Path("/work/shared/fixtures")
-TEMPLATES_VERSION = "0.7.25"
+DATA = Path(__file__).parent / "data"
 
 
-def _load_object_info() -> dict[str, Any]:
-    with gzip.open(DATA / "object_info-0.3.75.json.gz", "rt", encoding="utf-8") as f:
+def _load_object_info(line: str) -> dict[str, Any]:
+    """/object_info of the test server of a line, as saved in tests/data/convert."""
+    with gzip.open(DATA / "convert" / f"object_info-{line}.json.gz", "rt", encoding="utf-8") as f:
         info: dict[str, Any] = json.load(f)
     return info
 
 
-SERVER_OBJECT_INFO = _load_object_info()  # /object_info of the ComfyUI 0.3.75 test server
+SERVER_OBJECT_INFO = _load_object_info("0.3.75")
+OBJECT_INFO_0_33 = _load_object_info("0.33.0")
 
 # --------------------------------------------------------------------------- a small object_info
 
@@ -268,14 +277,14 @@ def txt2img(*, lora_mode: int = 0) -> dict[str, Any]:
 
 
 def test_sd15_fixture_converts_exactly_as_the_gui_exports_it() -> None:
-    ui = json.loads((SHARED_FIXTURES / "sd15-text2image.ui.json").read_text())
-    expected = json.loads((SHARED_FIXTURES / "sd15-text2image.api.json").read_text())
+    ui = json.loads((DATA / "sd15-text2image.ui.json").read_text())
+    expected = json.loads((DATA / "sd15-text2image.api.json").read_text())
     assert ui_to_api(ui, SERVER_OBJECT_INFO) == expected
 
 
 def test_is_ui_format_tells_gui_files_from_api_prompts() -> None:
-    ui = json.loads((SHARED_FIXTURES / "sd15-text2image.ui.json").read_text())
-    api = json.loads((SHARED_FIXTURES / "sd15-text2image.api.json").read_text())
+    ui = json.loads((DATA / "sd15-text2image.ui.json").read_text())
+    api = json.loads((DATA / "sd15-text2image.api.json").read_text())
     assert is_ui_format(ui)
     assert not is_ui_format(api)
     assert not is_ui_format([ui])
@@ -283,7 +292,7 @@ def test_is_ui_format_tells_gui_files_from_api_prompts() -> None:
 
 
 def test_an_api_prompt_is_refused() -> None:
-    api = json.loads((SHARED_FIXTURES / "sd15-text2image.api.json").read_text())
+    api = json.loads((DATA / "sd15-text2image.api.json").read_text())
     with pytest.raises(ConversionError, match="not a ComfyUI GUI workflow"):
         ui_to_api(api, SERVER_OBJECT_INFO)
 
@@ -903,24 +912,240 @@ def test_group_node_internal_links_and_a_grouped_primitive() -> None:
     assert "42:3" not in prompt
 
 
-# --------------------------------------------------------------------------- the template corpus
+# --------------------------------------------------------------------------- ComfyUI 0.33 widgets (frontend 1.49)
 
 
-def _server_site_packages() -> Path:
-    """site-packages of the test server's venv (tests/comfyui_env.sh builds it on first use)."""
-    (site,) = comfyui_home().glob("venv/lib/python3*/site-packages")
-    return site
+def one_node(type_: str, widgets: Any, inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return workflow([node(1, type_, widgets, inputs=inputs)], [])
 
 
-def _template_files() -> list[Path]:
-    return sorted(_server_site_packages().glob("comfyui_workflow_templates*/templates/*.json"), key=lambda p: p.name)
+def test_dynamic_combo_children_take_the_values_after_it_so_the_seed_stays_the_seed() -> None:
+    # The Wan 2.7 text-to-video template as saved: model, its five children, seed, control, ...
+    saved = ["wan2.7-t2v", "a florist", "", "720P", "16:9", 5, 799656577, "randomize", True, False]
+    prompt = ui_to_api(one_node("Wan2TextToVideoApi", saved), OBJECT_INFO_0_33)
+    assert inputs_of(prompt, "1") == {
+        "model": "wan2.7-t2v",
+        "model.prompt": "a florist",
+        "model.negative_prompt": "",
+        "model.resolution": "720P",
+        "model.ratio": "16:9",
+        "model.duration": 5,
+        "seed": 799656577,
+        "prompt_extend": True,
+        "watermark": False,
+    }
 
 
-def _template_workflows() -> Iterator[tuple[Path, dict[str, Any]]]:
-    for path in _template_files():
+def test_a_dynamic_combo_option_brings_its_own_children() -> None:
+    saved = ["scale dimensions", 1024, 768, "center", "lanczos"]
+    prompt = ui_to_api(one_node("ResizeImageMaskNode", saved), OBJECT_INFO_0_33)
+    assert inputs_of(prompt, "1") == {
+        "resize_type": "scale dimensions",
+        "resize_type.width": 1024,
+        "resize_type.height": 768,
+        "resize_type.crop": "center",
+        "scale_method": "lanczos",
+    }
+    saved = ["scale by multiplier", 1.5, "area"]
+    assert inputs_of(ui_to_api(one_node("ResizeImageMaskNode", saved), OBJECT_INFO_0_33), "1") == {
+        "resize_type": "scale by multiplier",
+        "resize_type.multiplier": 1.5,
+        "scale_method": "area",
+    }
+
+
+def test_nested_dynamic_combos_name_their_children_by_path() -> None:
+    prompt = ui_to_api(one_node("SaveVideo", ["video/x", "auto", "auto"]), OBJECT_INFO_0_33)
+    assert inputs_of(prompt, "1") == {
+        "filename_prefix": "video/x",
+        "format": "auto",
+        "format.codec": "auto",
+        "codec": "auto",  # the optional top-level codec keeps its default
+    }
+
+
+def test_autogrow_inputs_are_linked_by_their_saved_names() -> None:
+    nodes = [
+        node(1, "LoadImage", ["a.png", "image"], outputs=[out("IMAGE", "IMAGE", [1, 2])]),
+        node(2, "BatchImagesNode", [], inputs=[inp("images.image0", "IMAGE", 1), inp("images.image1", "IMAGE", 2)]),
+    ]
+    links = [[1, 1, 0, 2, 0, "IMAGE"], [2, 1, 0, 2, 1, "IMAGE"]]
+    prompt = ui_to_api(workflow(nodes, links), OBJECT_INFO_0_33)
+    assert inputs_of(prompt, "2") == {"images.image0": ["1", 0], "images.image1": ["1", 0]}
+
+
+def test_a_widget_that_is_sent_but_not_saved_gets_its_default() -> None:
+    # ImageCompare's compare_view is not in widgets_values, yet the GUI sends it.
+    prompt = ui_to_api(one_node("ImageCompare", []), OBJECT_INFO_0_33)
+    assert inputs_of(prompt, "1") == {"compare_view": {"__value__": ["", ""]}}
+
+
+def test_a_widget_type_override_makes_a_widget_of_that_type() -> None:
+    info = {"Shade": _cls({"amount": ["FLOAT,INT", {"widgetType": "FLOAT", "default": 0.5}]}, ["FLOAT"])}
+    assert inputs_of(ui_to_api(one_node("Shade", [0.25]), info), "1") == {"amount": 0.25}
+
+
+def test_custom_combo_options_grow_with_the_saved_values_and_the_index_is_computed() -> None:
+    saved = ["4s", 7, "3s", "4s", "5s", ""]
+    prompt = ui_to_api(one_node("CustomCombo", saved), OBJECT_INFO_0_33)
+    assert inputs_of(prompt, "1") == {
+        "choice": "4s",
+        "index": 1,
+        "option1": "3s",
+        "option2": "4s",
+        "option3": "5s",
+        "option4": "",
+    }
+
+
+def test_a_float_with_a_value_control_skips_the_control_value() -> None:
+    info = {"Jitter": _cls({"x": ["FLOAT", {"control_after_generate": True}], "y": ["INT", {}]}, ["FLOAT"])}
+    assert inputs_of(ui_to_api(one_node("Jitter", [0.5, "fixed", 3]), info), "1") == {"x": 0.5, "y": 3}
+
+
+# --------------------------------------------------------------------------- the template sets
+
+# Inputs whose value only a browser can make: the Load3D extension renders the scene and uploads
+# captures when the prompt is queued (see convert.py's docstring). Class -> input names.
+BROWSER_MADE_INPUTS = {"Load3D": frozenset({"image"}), "Load3DAdvanced": frozenset({"viewport_state"})}
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    workflow: dict[str, Any]
+
+
+def _template_set(home: Path) -> list[Template]:
+    """The GUI workflows of the comfyui-workflow-templates packages in a server's venv (their
+    folders also hold index files and translations, which are not workflows)."""
+    (site,) = home.glob("venv/lib/python3*/site-packages")
+    found = []
+    for path in sorted(site.glob("comfyui_workflow_templates*/templates/*.json"), key=lambda p: p.name):
         data = json.loads(path.read_text(encoding="utf-8"))
-        if is_ui_format(data):  # the folder also holds index.json and its translations
-            yield path, data
+        if is_ui_format(data):
+            found.append(Template(path.stem, data))
+    return found
+
+
+@pytest.fixture(scope="session")
+def templates(comfy_home: Path) -> list[Template]:
+    return _template_set(comfy_home)
+
+
+@pytest.fixture(scope="session")
+def server_object_info(comfy_server: ComfyServer) -> dict[str, Any]:
+    with urllib.request.urlopen(comfy_server.url + "/object_info", timeout=60) as response:
+        info: dict[str, Any] = json.load(response)
+    return info
+
+
+@dataclass(frozen=True)
+class FrontendRun:
+    version: str
+    prompts: dict[str, dict[str, Any] | str]  # template name -> prompt, or why the frontend failed
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def frontend_run(comfy_server: ComfyServer, browser: Browser, templates: list[Template]) -> FrontendRun:
+    """Every template of the line converted by the server's own frontend, in one page."""
+    prompts: dict[str, dict[str, Any] | str] = {}
+    started = time.monotonic()
+    with open_frontend(browser, comfy_server.url) as frontend:
+        for template in templates:
+            try:
+                prompts[template.name] = frontend.graph_to_prompt(template.workflow)
+            except FrontendError as e:
+                prompts[template.name] = str(e)
+        return FrontendRun(frontend.version, prompts, time.monotonic() - started)
+
+
+def prompt_differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """Node by node, class_type and inputs; empty when the prompts are the same."""
+    found = []
+    for node_id in sorted(set(ours) | set(theirs)):
+        mine, frontend = ours.get(node_id), theirs.get(node_id)
+        if mine is None or frontend is None:
+            side = "ours" if frontend is None else "the frontend's"
+            found.append(f"node {node_id} ({(mine or frontend or {}).get('class_type')}) only in {side}")
+            continue
+        class_type = mine.get("class_type")
+        if class_type != frontend.get("class_type"):
+            found.append(f"node {node_id}: class_type {class_type!r}, frontend {frontend.get('class_type')!r}")
+        skipped = BROWSER_MADE_INPUTS.get(str(class_type), frozenset())
+        for name in sorted(set(mine["inputs"]) | set(frontend["inputs"])):
+            a, b = mine["inputs"].get(name, "<absent>"), frontend["inputs"].get(name, "<absent>")
+            if a != b and name not in skipped:
+                found.append(
+                    f"node {node_id} {class_type}.{name}: ours {json.dumps(a)[:60]}, frontend {json.dumps(b)[:60]}"
+                )
+    return found
+
+
+def test_the_template_set_is_there(server_line: str, templates: list[Template]) -> None:
+    # 0.3.75 ships comfyui-workflow-templates 0.7.25 (188 workflows); 0.33.0 ships 0.11.44 (506).
+    assert len(templates) >= {"0.3.75": 180, "0.33.0": 500}[server_line]
+
+
+def test_every_template_converts_as_the_servers_frontend_does(
+    server_line: str,
+    templates: list[Template],
+    server_object_info: dict[str, Any],
+    frontend_run: FrontendRun,
+) -> None:
+    differences: dict[str, list[str]] = {}
+    for template in templates:
+        theirs = frontend_run.prompts[template.name]
+        if isinstance(theirs, str):
+            differences[template.name] = [f"the frontend failed: {theirs[:200]}"]
+            continue
+        ours = json.loads(json.dumps(ui_to_api(template.workflow, server_object_info)))
+        found = prompt_differences(ours, theirs)
+        if found:
+            differences[template.name] = found
+    equal = len(templates) - len(differences)
+    print(
+        f"\nComfyUI {server_line}, frontend {frontend_run.version}: {equal} / {len(templates)} templates convert "
+        f"equal to the frontend's graphToPrompt (frontend run {frontend_run.seconds:.0f} s)"
+    )
+    shown = {name: found[:5] for name, found in list(differences.items())[:20]}
+    assert not differences, f"{len(differences)} templates differ: {json.dumps(shown, indent=1)}"
+
+
+def _output_type(object_info: dict[str, Any], class_type: str, slot: int) -> str:
+    kind = object_info[class_type]["output"][slot]
+    return "COMBO" if isinstance(kind, list) else str(kind)
+
+
+def _fits(output_type: str, input_type: Any) -> bool:
+    wanted = "COMBO" if isinstance(input_type, list) else str(input_type)
+    if "*" in (output_type, wanted) or output_type == wanted:
+        return True
+    return bool(set(output_type.split(",")) & set(wanted.split(",")))
+
+
+def _missing_inputs(prompt: dict[str, dict[str, Any]], object_info: dict[str, Any]) -> list[str]:
+    """Problems the server would report as missing inputs, dead links or wrong link types."""
+    problems = []
+    for node_id, api_node in prompt.items():
+        class_type = api_node["class_type"]
+        inputs = object_info[class_type]["input"]
+        for name in inputs.get("required", {}):
+            if name not in api_node["inputs"]:
+                problems.append(f"{node_id} ({class_type}): required input {name!r} missing")
+        for name, value in api_node["inputs"].items():
+            if not isinstance(value, list):
+                continue
+            origin, slot = value
+            if origin not in prompt:
+                problems.append(f"{node_id} ({class_type}): {name!r} linked to absent node {origin}")
+                continue
+            spec = inputs.get("required", {}).get(name) or inputs.get("optional", {}).get(name)
+            origin_type = _output_type(object_info, prompt[origin]["class_type"], slot)
+            if spec is not None and not _fits(origin_type, spec[0]):
+                problems.append(f"{node_id} ({class_type}): {name!r} gets {origin_type} from {origin}")
+    return problems
 
 
 def _classes_needed(ui: dict[str, Any]) -> set[str]:
@@ -931,71 +1156,16 @@ def _classes_needed(ui: dict[str, Any]) -> set[str]:
     return {n["type"] for n in nodes} - local - VIRTUAL_NODE_TYPES
 
 
-TEMPLATES = list(_template_workflows())
-CONVERTIBLE = [(p, ui) for p, ui in TEMPLATES if _classes_needed(ui) <= SERVER_OBJECT_INFO.keys()]
-
-
-def _output_type(class_type: str, slot: int) -> str:
-    outputs = SERVER_OBJECT_INFO[class_type]["output"]
-    kind = outputs[slot]
-    return "COMBO" if isinstance(kind, list) else str(kind)
-
-
-def _input_spec(class_type: str, name: str) -> Any:
-    inputs = SERVER_OBJECT_INFO[class_type]["input"]
-    return inputs.get("required", {}).get(name) or inputs.get("optional", {}).get(name)
-
-
-def _fits(output_type: str, input_type: Any) -> bool:
-    wanted = "COMBO" if isinstance(input_type, list) else str(input_type)
-    if "*" in (output_type, wanted) or output_type == wanted:
-        return True
-    return bool(set(output_type.split(",")) & set(wanted.split(",")))
-
-
-def _check_prompt(prompt: dict[str, dict[str, Any]]) -> list[str]:
-    """Problems the server would report as missing inputs, dead links or wrong link types."""
-    problems = []
-    for node_id, api_node in prompt.items():
-        class_type = api_node["class_type"]
-        for name in SERVER_OBJECT_INFO[class_type]["input"].get("required", {}):
-            if name not in api_node["inputs"]:
-                problems.append(f"{node_id} ({class_type}): required input {name!r} missing")
-        for name, value in api_node["inputs"].items():
-            if not isinstance(value, list):
-                continue
-            origin, slot = value
-            if origin not in prompt:
-                problems.append(f"{node_id} ({class_type}): {name!r} linked to absent node {origin}")
-                continue
-            spec = _input_spec(class_type, name)
-            origin_type = _output_type(prompt[origin]["class_type"], slot)
-            if spec is not None and not _fits(origin_type, spec[0]):
-                problems.append(f"{node_id} ({class_type}): {name!r} gets {origin_type} from {origin}")
-    return problems
-
-
-def test_template_corpus_is_there_and_mostly_convertible() -> None:
-    excluded = {
-        p.name: sorted(_classes_needed(ui) - SERVER_OBJECT_INFO.keys())
-        for p, ui in TEMPLATES
-        if (p, ui) not in CONVERTIBLE
-    }
-    print(
-        f"\n{len(CONVERTIBLE)} of {len(TEMPLATES)} templates convertible; excluded for classes "
-        f"the 0.3.75 test server lacks: {excluded}"
-    )
-    # comfyui-workflow-templates 0.7.25: 188 workflows, 162 convertible (26 need audio or
-    # custom-node classes the test server does not have).
-    assert len(TEMPLATES) >= 150
-    assert len(CONVERTIBLE) >= 0.8 * len(TEMPLATES)
-
-
-CORPUS_CASES = [pytest.param(p, ui, id=p.stem) for p, ui in CONVERTIBLE]
-
-
-@pytest.mark.parametrize("path, ui", CORPUS_CASES)
-def test_template_converts_with_every_required_input(path: Path, ui: dict[str, Any]) -> None:
-    prompt = ui_to_api(ui, SERVER_OBJECT_INFO, strict=True)
-    assert prompt, f"{path.name}: nothing to run"
-    assert _check_prompt(prompt) == []
+def test_every_template_with_known_classes_gets_every_required_input(
+    server_line: str, templates: list[Template], server_object_info: dict[str, Any]
+) -> None:
+    convertible = [t for t in templates if _classes_needed(t.workflow) <= server_object_info.keys()]
+    problems = {}
+    for template in convertible:
+        prompt = ui_to_api(template.workflow, server_object_info, strict=True)
+        found = _missing_inputs(prompt, server_object_info) if prompt else ["nothing to run"]
+        if found:
+            problems[template.name] = found
+    print(f"\nComfyUI {server_line}: {len(convertible)} of {len(templates)} templates use only classes it has")
+    assert len(convertible) >= 0.8 * len(templates)
+    assert problems == {}
