@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from .batch import Batch, Job, expand_jobs, load_batch
 from .collect import collect
 from .comfy.client import ComfyClient, ServerAddress
+from .comfy.nodes import NodeDefinitions
 from .comfy.validate import check
 from .dryrun import describe_jobs, export_workflows
 from .errors import BadInput, ServerUnreachable
@@ -103,7 +103,7 @@ def execute(
 
 def reach_servers(
     batch: Batch, jobs: list[Job], clients: list[ComfyClient], options: RunOptions, reporter: Reporter
-) -> list[dict[str, Any]] | None:
+) -> list[NodeDefinitions] | None:
     """Asks every server at once for what the pre-flight check needs, its node definitions,
     which also proves it answers: over a slow link that costs one round trip, not several per
     server. Only the workflow's classes for an API-format file; all of them to convert a
@@ -114,13 +114,19 @@ def reach_servers(
     classes = classes_used(batch.workflow_path)
     needed = options.validate or classes is None
 
-    def ask(client: ComfyClient) -> dict[str, Any]:
+    def ask(client: ComfyClient) -> NodeDefinitions:
         if not needed:
             client.system_stats()
-            return {}
-        found = client.object_info(classes)
-        # A class the server lacks will be reported: with the full list, so are its near names.
-        return found if classes is None or classes <= found.keys() else client.object_info()
+            return NodeDefinitions.parse({})
+        if classes is not None:
+            found = client.object_info(classes)
+            if classes <= found.keys():
+                return NodeDefinitions.parse(found)
+        # Every definition: a GUI-format file needs them to convert, and for a class the server
+        # lacks they name its near names. The server may also replace a deprecated class.
+        with ThreadPoolExecutor(2) as pool:
+            everything, replacements = pool.submit(client.object_info), pool.submit(client.node_replacements)
+            return NodeDefinitions.parse(everything.result(), replacements.result())
 
     with ThreadPoolExecutor(len(clients)) as pool:
         attempts = [pool.submit(ask, client) for client in clients]
@@ -142,7 +148,7 @@ def reach_servers(
 
 
 def preflight(
-    batch: Batch, jobs: list[Job], definitions: list[dict[str, Any]] | None, options: RunOptions
+    batch: Batch, jobs: list[Job], definitions: list[NodeDefinitions] | None, options: RunOptions
 ) -> Preflight:
     """Resolves every job and, unless told not to, validates it against every server's nodes
     and models: a typo in a model name is caught now, not after hours of queue."""

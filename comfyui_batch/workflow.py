@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .comfy.convert import is_ui_format, ui_to_api
+from .comfy.nodes import NodeDefinitions
 from .errors import BadInput, ConversionError
 from .jsonfile import read_json, type_name
 
@@ -174,12 +175,12 @@ def classes_used(path: Path) -> set[str] | None:
     }
 
 
-def load_workflow(path: Path, object_info: Mapping[str, Any] | None = None) -> Workflow:
-    """The API-format workflow in `path`. A GUI-format file is converted with `object_info`
-    (the server's GET /object_info); without it, it is refused with how to export it."""
+def load_workflow(path: Path, definitions: NodeDefinitions | None = None) -> Workflow:
+    """The API-format workflow in `path`. A GUI-format file is converted with the server's
+    node `definitions`; without them, it is refused with how to export it."""
     data = read_json(path, "workflow file")
     if is_ui_format(data):
-        if object_info is None:
+        if definitions is None:
             raise BadInput(
                 path,
                 "",
@@ -188,13 +189,13 @@ def load_workflow(path: Path, object_info: Mapping[str, Any] | None = None) -> W
                 "use Workflow > Export (API) (older versions: enable Dev mode in the settings, then "
                 "'Save (API Format)'), and point workflow_file at the exported file",
             )
-        return Workflow(path, _checked_graph(path, _converted(path, data, object_info)), from_ui=True)
+        return Workflow(path, _checked_graph(path, _converted(path, data, definitions)), from_ui=True)
     return Workflow(path, _checked_graph(path, data))
 
 
-def _converted(path: Path, ui: Mapping[str, Any], object_info: Mapping[str, Any]) -> Graph:
+def _converted(path: Path, ui: Mapping[str, Any], definitions: NodeDefinitions) -> Graph:
     try:
-        graph = ui_to_api(ui, object_info)
+        graph = ui_to_api(ui, definitions.raw)
     except ConversionError as e:
         raise ConversionError(
             f"cannot convert this GUI-format workflow: {e.problem}", e.node_id, e.class_type, file=path

@@ -110,6 +110,12 @@ class ComfyClient:
     def system_stats(self) -> dict[str, Any]:
         return self._json("GET", "/system_stats")  # type: ignore[no-any-return]
 
+    def node_replacements(self) -> Any:
+        """GET /node_replacements: the deprecated classes the server rewrites into others before
+        it validates a prompt; {} from a server without the route (before 2026)."""
+        response = self._request("GET", "/node_replacements")
+        return {} if response.status_code == 404 else _decode(_ok(response))
+
     def object_info(self, classes: Iterable[str] | None = None) -> dict[str, Any]:
         """Node definitions: all of them, or only `classes` (absent ones are left out). Asking
         for a workflow's few classes at once spares the server and the link the whole list,
