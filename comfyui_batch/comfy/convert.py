@@ -39,9 +39,10 @@ Decisions where the frontend gave no single answer:
   inputs we can still name (links, dict-style widget values, values from PrimitiveNodes); the
   server will reject the prompt. `unknown_class_types()` lists them, and `strict=True` turns them
   into a `ConversionError` instead.
-- A muted or bypassed subgraph / group-node instance hides all of its inner nodes (the current
-  frontend does this; 1.32.9 still ran them). A bypassed instance passes its inputs through to its
-  outputs like any bypassed node.
+- A muted or bypassed subgraph / group-node instance placed in the workflow itself hides all of
+  its inner nodes (frontend 1.49 does this; 1.32.9 still ran them); one nested in a subgraph does
+  not (graphToPrompt expands nested instances whatever their mode), and a bypassed instance
+  passes its inputs through to its outputs like any bypassed node.
 - Text is sent as saved. The GUI rewrites two things while queueing that the server does not:
   `{a|b}` choices and `//`, `/* */` comments in `dynamicPrompts` text inputs (CLIPTextEncode's
   text, at random), and `%date:...%` / `%Node.widget%` in the `filename_prefix` of save nodes.
@@ -64,7 +65,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ..errors import ConversionError  # part of the package's error tree; re-exported here
-from .widgets import UNSET, InputSpec, has_value_control, input_specs, node_widgets, widget_values, widgets_for
+from .nodes import Input, NodeClass, NodeDefinitions, parse_class
+from .widgets import UNSET, has_value_control, has_widget, input_specs, node_widgets, widget_values, widgets_for
 
 __all__ = ["ConversionError", "is_ui_format", "ui_to_api", "unknown_class_types"]
 
@@ -96,30 +98,34 @@ def is_ui_format(data: Any) -> bool:
 
 
 def ui_to_api(
-    ui: Mapping[str, Any], object_info: Mapping[str, Any], *, strict: bool = False
+    ui: Mapping[str, Any], definitions: NodeDefinitions | Mapping[str, Any], *, strict: bool = False
 ) -> dict[str, dict[str, Any]]:
-    """Convert a UI-format workflow to API format, using the server's /object_info definitions.
+    """Convert a UI-format workflow to API format, using the server's node definitions (or its
+    /object_info reply as sent).
 
-    With `strict`, node classes missing from `object_info` raise ConversionError instead of
-    being emitted for the server to reject.
+    With `strict`, node classes the server lacks raise ConversionError instead of being emitted
+    for the server to reject.
     """
     if not is_ui_format(ui):
         raise ConversionError("not a ComfyUI GUI workflow (expected 'nodes' and 'links' lists)")
-    placed = _flatten(_root_scope(ui), _Definitions.of(ui), object_info)
-    flat = _Flat(placed, object_info, _primitive_values(placed))
+    classes = definitions if isinstance(definitions, NodeDefinitions) else NodeDefinitions(definitions)
+    placed = _flatten(_root_scope(ui), _Definitions.of(ui), classes)
+    flat = _Flat(placed, classes, _primitive_values(placed))
     prompt = {p.exec_id: _convert_node(flat, p) for p in placed.values() if _is_emitted(p)}
     _prune_dangling_links(prompt)
     if strict:
-        _reject_unknown_classes(prompt, object_info)
+        _reject_unknown_classes(prompt, classes)
     return prompt
 
 
-def unknown_class_types(prompt: Mapping[str, Mapping[str, Any]], object_info: Mapping[str, Any]) -> dict[str, str]:
+def unknown_class_types(
+    prompt: Mapping[str, Mapping[str, Any]], classes: NodeDefinitions | Mapping[str, Any]
+) -> dict[str, str]:
     """Node id -> class_type for every node of an API prompt that the server does not define."""
     return {
         node_id: str(node.get("class_type"))
         for node_id, node in prompt.items()
-        if node.get("class_type") not in object_info
+        if node.get("class_type") not in classes
     }
 
 
@@ -203,7 +209,7 @@ _Source = _Output | _Constant | None
 @dataclass(frozen=True)
 class _Flat:
     placed: Mapping[str, _Placed]
-    object_info: Mapping[str, Any]
+    classes: NodeDefinitions
     # Exec id of a node -> {widget name: value a PrimitiveNode puts there}.
     primitive_values: Mapping[str, Mapping[str, Any]]
 
@@ -365,17 +371,17 @@ def _widget_name(entry: Mapping[str, Any] | None) -> str | None:
 # --------------------------------------------------------------------------- widget values
 
 
-def _widget_inputs(node: Mapping[str, Any], info: Mapping[str, Any] | None) -> dict[str, Any]:
+def _widget_inputs(node: Mapping[str, Any], info: NodeClass | None) -> dict[str, Any]:
     raw = node.get("widgets_values")
     if isinstance(raw, Mapping):
-        return _named_widget_values(raw, info, _node_type(node))
+        return _named_widget_values(raw, info)
     if info is None:
         return {}  # without the definition, a bare list cannot be named
-    return widget_values(info, _node_type(node), list(raw) if isinstance(raw, list) else [])
+    return widget_values(info, list(raw) if isinstance(raw, list) else [])
 
 
-def _named_widget_values(raw: Mapping[str, Any], info: Mapping[str, Any] | None, class_type: str) -> dict[str, Any]:
-    widgets = {w.name: w for w in node_widgets(info, class_type) if w.sent} if info is not None else {}
+def _named_widget_values(raw: Mapping[str, Any], info: NodeClass | None) -> dict[str, Any]:
+    widgets = {w.name: w for w in node_widgets(info) if w.sent} if info is not None else {}
     named: dict[str, Any] = {}
     for name, value in raw.items():
         # Undeclared keys may be widgets an extension added (sent by the GUI too), but an object
@@ -396,10 +402,10 @@ def _wrap(value: Any) -> Any:
 # --------------------------------------------------------------------------- flattening
 
 
-def _flatten(root: _Scope, definitions: _Definitions, object_info: Mapping[str, Any]) -> dict[str, _Placed]:
+def _flatten(root: _Scope, definitions: _Definitions, classes: NodeDefinitions) -> dict[str, _Placed]:
     placed: dict[str, _Placed] = {}
     scopes = {key: _subgraph_scope(d) for key, d in definitions.subgraphs.items()}
-    _place_scope(root, (), False, (), placed, scopes, definitions, object_info)
+    _place_scope(root, (), False, (), placed, scopes, definitions, classes)
     return placed
 
 
@@ -411,17 +417,19 @@ def _place_scope(
     placed: dict[str, _Placed],
     scopes: Mapping[str, _Scope],
     definitions: _Definitions,
-    object_info: Mapping[str, Any],
+    classes: NodeDefinitions,
 ) -> None:
     for local_id, node in scope.nodes.items():
-        instance = _instance_of(node, scopes, definitions, object_info)
+        instance = _instance_of(node, scopes, definitions, classes)
         item = _Placed(path, local_id, node, scope, instance, hidden)
         placed[item.exec_id] = item
         if instance is None:
             continue
         if instance.scope.key in active:
             raise ConversionError(f"{instance.scope.name} contains itself", item.exec_id, item.type)
-        inner_hidden = hidden or _mode(node) in (MODE_NEVER, MODE_BYPASS)
+        # Only an instance in the workflow itself hides its inner nodes when muted or bypassed:
+        # graphToPrompt expands nested instances whatever their mode.
+        inner_hidden = hidden or (not path and _mode(node) in (MODE_NEVER, MODE_BYPASS))
         _place_scope(
             instance.scope,
             (*path, local_id),
@@ -430,7 +438,7 @@ def _place_scope(
             placed,
             scopes,
             definitions,
-            object_info,
+            classes,
         )
 
 
@@ -438,17 +446,17 @@ def _instance_of(
     node: Mapping[str, Any],
     scopes: Mapping[str, _Scope],
     definitions: _Definitions,
-    object_info: Mapping[str, Any],
+    classes: NodeDefinitions,
 ) -> _Instance | None:
     node_type = _node_type(node)
     if node_type in scopes:
         scope = scopes[node_type]
         slots = _match_instance_inputs(_slots(node, "inputs"), scope.inputs)
-        return _Instance(scope, slots, _promoted_values(node, scope, object_info))
+        return _Instance(scope, slots, _promoted_values(node, scope, classes))
     for prefix in GROUP_NODE_PREFIXES:
         name = node_type[len(prefix) :]
         if node_type.startswith(prefix) and isinstance(definitions.group_nodes.get(name), Mapping):
-            return _group_instance(node, name, definitions.group_nodes[name], object_info)
+            return _group_instance(node, name, definitions.group_nodes[name], classes)
     return None
 
 
@@ -482,7 +490,7 @@ def _promoted_target(scope: _Scope, index: int) -> tuple[Mapping[str, Any], str]
     return None
 
 
-def _promoted_values(node: Mapping[str, Any], scope: _Scope, object_info: Mapping[str, Any]) -> dict[int, Any]:
+def _promoted_values(node: Mapping[str, Any], scope: _Scope, classes: NodeDefinitions) -> dict[int, Any]:
     """Definition input index -> value of the instance's widget for it.
 
     An instance shows a widget for each subgraph input wired to an inner widget; its
@@ -498,7 +506,7 @@ def _promoted_values(node: Mapping[str, Any], scope: _Scope, object_info: Mappin
     order = _promoted_order(node, scope, promoted)
     if len(values) > len(order):
         # Some saved instances also carry the control_after_generate value of seed-like widgets.
-        order = _with_control_positions(order, scope, object_info)
+        order = _with_control_positions(order, scope, classes)
     # null is what newer GUIs save for a widget that has no value of its own.
     return {k: v for k, v in zip(order, values, strict=False) if k is not None and v is not None}
 
@@ -516,21 +524,19 @@ def _promoted_order(node: Mapping[str, Any], scope: _Scope, promoted: list[int])
     return order
 
 
-def _with_control_positions(order: list[int | None], scope: _Scope, object_info: Mapping[str, Any]) -> list[int | None]:
+def _with_control_positions(order: list[int | None], scope: _Scope, classes: NodeDefinitions) -> list[int | None]:
     widened: list[int | None] = []
     for k in order:
         widened.append(k)
         target = _promoted_target(scope, k) if k is not None else None
-        spec = _find_spec(object_info.get(_node_type(target[0])), target[1]) if target else None
+        spec = _find_spec(classes.get(_node_type(target[0])), target[1]) if target else None
         if spec is not None and has_value_control(spec):
             widened.append(None)
     return widened
 
 
-def _find_spec(info: Any, name: str) -> InputSpec | None:
-    if not isinstance(info, Mapping):
-        return None
-    return next((s for s in input_specs(info) if s.name == name), None)
+def _find_spec(info: NodeClass | None, name: str) -> Input | None:
+    return info.input(name) if info is not None else None
 
 
 # --------------------------------------------------------------------------- legacy group nodes
@@ -539,7 +545,7 @@ def _find_spec(info: Any, name: str) -> InputSpec | None:
 @dataclass(frozen=True)
 class _GroupWidget:
     inner: int  # index of the inner node in the definition
-    spec: InputSpec
+    spec: Input
     companion: bool
 
 
@@ -615,64 +621,62 @@ def _group_instance(
     node: Mapping[str, Any],
     name: str,
     raw: Mapping[str, Any],
-    object_info: Mapping[str, Any],
+    classes: NodeDefinitions,
 ) -> _Instance:
     definition = _GroupDefinition.of(name, raw)
-    infos = [_group_inner_info(definition, i, object_info) for i in range(len(definition.nodes))]
+    infos = [_group_inner_info(definition, i, classes) for i in range(len(definition.nodes))]
     layout = _group_layout(definition, infos)
     scope = _group_scope(node, definition, infos, layout)
     slots = _match_group_inputs(_slots(node, "inputs"), layout.inputs)
     return _Instance(scope, slots, {})
 
 
-def _group_inner_info(
-    definition: _GroupDefinition, index: int, object_info: Mapping[str, Any]
-) -> Mapping[str, Any] | None:
+def _group_inner_info(definition: _GroupDefinition, index: int, classes: NodeDefinitions) -> NodeClass | None:
     """The node definition the GUI uses for an inner node when it builds the group node."""
     node_type = _node_type(definition.node(index))
-    info = object_info.get(node_type)
-    if isinstance(info, Mapping):
+    info = classes.get(node_type)
+    if info is not None:
         return info
     outgoing = definition.links_from(index, 0)
     if node_type == "PrimitiveNode" and outgoing:
-        value_type = _primitive_value_type(definition, outgoing[0], object_info)
+        value_type = _primitive_value_type(definition, outgoing[0], classes)
         # The group builder gives every grouped primitive a control_after_generate widget.
         spec = [value_type, {"control_after_generate": True}]
-        return {"input": {"required": {"value": spec}}, "output": [outgoing[0].type]}
+        return parse_class(node_type, {"input": {"required": {"value": spec}}, "output": [outgoing[0].type]})
     if node_type == "Reroute":
         used_inside = definition.links_to(index, 0) and outgoing
         if used_inside and (index, 0) not in definition.external:
             return None
         kind = outgoing[0].type if outgoing else "*"
-        return {"input": {"required": {kind: [kind, {"forceInput": True}]}}, "output": [kind]}
+        return parse_class(node_type, {"input": {"required": {kind: [kind, {"forceInput": True}]}}, "output": [kind]})
     return None
 
 
-def _primitive_value_type(definition: _GroupDefinition, link: _GroupLink, object_info: Mapping[str, Any]) -> Any:
+def _primitive_value_type(definition: _GroupDefinition, link: _GroupLink, classes: NodeDefinitions) -> Any:
     if link.type != "COMBO":
         return link.type
     # A combo primitive takes the choices of the widget it feeds.
     target = definition.node(link.target)
     entries = _slots(target, "inputs")
     entry = entries[link.target_slot] if link.target_slot < len(entries) else None
-    spec = _find_spec(object_info.get(_node_type(target)), _widget_name(entry) or "")
+    spec = _find_spec(classes.get(_node_type(target)), _widget_name(entry) or "")
     return list(spec.choices) if spec is not None else "COMBO"
 
 
-def _group_layout(definition: _GroupDefinition, infos: Sequence[Mapping[str, Any] | None]) -> _GroupLayout:
+def _group_layout(definition: _GroupDefinition, infos: Sequence[NodeClass | None]) -> _GroupLayout:
     widgets: list[_GroupWidget] = []
     inputs: list[_GroupInput] = []
     seen: dict[str, int] = {}
-    converted_later: list[tuple[int, int, list[InputSpec]]] = []
+    converted_later: list[tuple[int, int, list[Input]]] = []
     for index, info in enumerate(infos):
         if info is None:
             continue
         node = definition.nodes[index]
         entries = _slots(node, "inputs")
         converted_names = {e.get("name") for e in entries if _widget_name(e) == e.get("name")}
-        sockets: list[InputSpec] = []
+        sockets: list[Input] = []
         for spec in input_specs(info):
-            if spec.has_widget:
+            if has_widget(spec):
                 if spec.name not in converted_names:
                     _group_input_name(definition, index, spec.name, seen)
                     widgets += _group_widgets(index, spec)
@@ -682,7 +686,7 @@ def _group_layout(definition: _GroupDefinition, infos: Sequence[Mapping[str, Any
             if not definition.links_to(index, slot):
                 name = _group_input_name(definition, index, spec.name, seen)
                 inputs.append(_GroupInput(name, spec.type, index, slot))
-        converted = [s for s in input_specs(info) if s.name in converted_names and s.has_widget]
+        converted = [s for s in input_specs(info) if s.name in converted_names and has_widget(s)]
         converted_later.append((index, len(sockets), _in_slot_order(node, converted)))
     # The GUI adds widgets that had been turned into inputs after those of all inner nodes.
     for index, first_slot, specs in converted_later:
@@ -694,12 +698,12 @@ def _group_layout(definition: _GroupDefinition, infos: Sequence[Mapping[str, Any
     return _GroupLayout(tuple(widgets), tuple(inputs), _group_outputs(definition, infos))
 
 
-def _in_slot_order(node: Mapping[str, Any], specs: list[InputSpec]) -> list[InputSpec]:
+def _in_slot_order(node: Mapping[str, Any], specs: list[Input]) -> list[Input]:
     positions = {e.get("name"): i for i, e in enumerate(_slots(node, "inputs"))}
     return sorted(specs, key=lambda s: positions.get(s.name, 0))
 
 
-def _group_widgets(index: int, spec: InputSpec) -> list[_GroupWidget]:
+def _group_widgets(index: int, spec: Input) -> list[_GroupWidget]:
     count = len(widgets_for(spec)) - 1
     if spec.name in ("seed", "noise_seed") and spec.type == "INT" and count == 0:
         count = 1  # the group builder forces a control widget onto seeds
@@ -725,13 +729,10 @@ def _group_input_name(definition: _GroupDefinition, index: int, input_name: str,
     return name
 
 
-def _group_outputs(
-    definition: _GroupDefinition, infos: Sequence[Mapping[str, Any] | None]
-) -> tuple[tuple[int, int], ...]:
+def _group_outputs(definition: _GroupDefinition, infos: Sequence[NodeClass | None]) -> tuple[tuple[int, int], ...]:
     outputs: list[tuple[int, int]] = []
     for index, info in enumerate(infos):
-        types = info.get("output") if info is not None else None
-        for slot in range(len(types) if isinstance(types, list) else 0):
+        for slot in range(len(info.outputs) if info is not None else 0):
             linked_inside = bool(definition.links_from(index, slot))
             linked_inside = linked_inside and (index, slot) not in definition.external
             custom = definition.node_config(index, "output").get(str(slot))
@@ -758,7 +759,7 @@ def _match_group_inputs(entries: Sequence[Mapping[str, Any]], inputs: Sequence[_
 def _group_scope(
     instance: Mapping[str, Any],
     definition: _GroupDefinition,
-    infos: Sequence[Mapping[str, Any] | None],
+    infos: Sequence[NodeClass | None],
     layout: _GroupLayout,
 ) -> _Scope:
     links: dict[str, _Link] = {}
@@ -808,7 +809,7 @@ def _group_widget_values(instance: Mapping[str, Any], layout: _GroupLayout) -> d
 def _group_inner_node(
     definition: _GroupDefinition,
     index: int,
-    info: Mapping[str, Any] | None,
+    info: NodeClass | None,
     inputs: Mapping[tuple[int, int], str],
     outputs: Mapping[tuple[int, int], list[str]],
     group_values: Mapping[str, Any],
@@ -1022,8 +1023,7 @@ def _is_emitted(item: _Placed) -> bool:
 
 
 def _convert_node(flat: _Flat, item: _Placed) -> dict[str, Any]:
-    info = flat.object_info.get(item.type)
-    info = info if isinstance(info, Mapping) else None
+    info = flat.classes.get(item.type)
     inputs = {name: _wrap(value) for name, value in _widget_inputs(item.node, info).items()}
     for name, value in flat.primitive_values.get(item.exec_id, {}).items():
         inputs[name] = _wrap(value)
@@ -1036,11 +1036,11 @@ def _convert_node(flat: _Flat, item: _Placed) -> dict[str, Any]:
     return {"inputs": inputs, "class_type": item.type, "_meta": {"title": _title(item.node, info)}}
 
 
-def _title(node: Mapping[str, Any], info: Mapping[str, Any] | None) -> str:
+def _title(node: Mapping[str, Any], info: NodeClass | None) -> str:
     if isinstance(node.get("title"), str):
         return str(node["title"])
     if info is not None:
-        return str(info.get("display_name") or info.get("name") or _node_type(node))
+        return info.display_name
     return _node_type(node)
 
 
@@ -1054,8 +1054,8 @@ def _prune_dangling_links(prompt: dict[str, dict[str, Any]]) -> None:
                 del inputs[name]
 
 
-def _reject_unknown_classes(prompt: Mapping[str, Mapping[str, Any]], object_info: Mapping[str, Any]) -> None:
-    unknown = unknown_class_types(prompt, object_info)
+def _reject_unknown_classes(prompt: Mapping[str, Mapping[str, Any]], classes: NodeDefinitions) -> None:
+    unknown = unknown_class_types(prompt, classes)
     if len(unknown) == 1:
         node_id, class_type = next(iter(unknown.items()))
         raise ConversionError("the server has no node class of that name", node_id, class_type)

@@ -34,13 +34,14 @@ match exactly) and those values dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
+
+from .nodes import DYNAMIC_COMBO, DynamicCombo, Input, NodeClass
 
 __all__ = [
     "UNSET",
-    "InputSpec",
     "Widget",
     "has_value_control",
     "input_specs",
@@ -59,10 +60,6 @@ class _Unset:
 
 
 UNSET: Final = _Unset()
-
-DYNAMIC_COMBO: Final = "COMFY_DYNAMICCOMBO_V3"
-AUTOGROW: Final = "COMFY_AUTOGROW_V3"
-MATCH_TYPE: Final = "COMFY_MATCHTYPE_V3"
 
 # Input types with a widget constructor: the frontend's ComfyWidgets table, plus the types its
 # bundled extensions register (getCustomWidgets).
@@ -127,39 +124,6 @@ _TYPE_DEFAULTS: Final[Mapping[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class InputSpec:
-    """One input of a node definition, as the frontend reads it."""
-
-    name: str
-    type: str  # "COMBO" for V1 list combos too
-    options: Mapping[str, Any] = field(default_factory=dict)
-    choices: tuple[Any, ...] = ()
-
-    @property
-    def widget_type(self) -> str:
-        override = self.options.get("widgetType")
-        return str(override) if isinstance(override, str) and override else self.type
-
-    @property
-    def force_input(self) -> bool:
-        return bool(self.options.get("forceInput"))
-
-    @property
-    def has_widget(self) -> bool:
-        return self.widget_type in WIDGET_TYPES and not self.force_input
-
-    def dynamic_options(self) -> dict[str, Mapping[str, Any]]:
-        """A DynamicCombo's options: key -> its inputs ({"required": ..., "optional": ...})."""
-        raw = self.options.get("options")
-        found: dict[str, Mapping[str, Any]] = {}
-        for option in raw if isinstance(raw, list) else []:
-            if isinstance(option, Mapping) and "key" in option:
-                inputs = option.get("inputs")
-                found[str(option["key"])] = inputs if isinstance(inputs, Mapping) else {}
-        return found
-
-
-@dataclass(frozen=True)
 class Widget:
     """One widget of a node, in the frontend's order."""
 
@@ -168,7 +132,7 @@ class Widget:
     default: Any = UNSET
     saved: bool = True  # holds a place in widgets_values
     sent: bool = True  # goes into the prompt
-    spec: InputSpec | None = None  # the input it shows (None for UI-only companions)
+    spec: Input | None = None  # the input it shows (None for UI-only companions)
 
     @property
     def is_dynamic_combo(self) -> bool:
@@ -191,54 +155,20 @@ EXTENSION_INPUTS: Final[Mapping[str, tuple[tuple[str, str], ...]]] = {
 # --------------------------------------------------------------------------- reading definitions
 
 
-def parse_spec(name: str, raw: Any) -> InputSpec | None:
-    """An /object_info input entry (`[type, options]`, or `[[choices...], options]`)."""
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, (list, tuple)) or not raw:
-        return None
-    options = raw[1] if len(raw) > 1 and isinstance(raw[1], Mapping) else {}
-    if isinstance(raw[0], (list, tuple)):  # V1 combo: the type is the list of choices
-        return InputSpec(name, "COMBO", options, tuple(raw[0]))
-    choices = options.get("options")  # V3 combo: "COMBO" with {"options": [...]}
-    listed = tuple(choices) if isinstance(choices, list) and raw[0] == "COMBO" else ()
-    return InputSpec(name, str(raw[0]), options, listed)
+def has_widget(spec: Input) -> bool:
+    """Whether the frontend makes a widget for this input (else it is a socket only)."""
+    return spec.widget_type in WIDGET_TYPES and not spec.force_input
 
 
-def _section_specs(inputs: Any, section: str, prefix: str = "") -> list[InputSpec]:
-    specs = inputs.get(section) if isinstance(inputs, Mapping) else None
-    found = []
-    for name, raw in specs.items() if isinstance(specs, Mapping) else ():
-        spec = parse_spec(prefix + str(name), raw)
-        if spec is not None:
-            found.append(spec)
-    return found
+def input_specs(node: NodeClass) -> list[Input]:
+    """The class's inputs in the order the frontend builds them, the inputs its own extensions
+    add last (see the module docstring)."""
+    required = [s for s in node.inputs if s.required]
+    added = [Input(name, kind, True) for name, kind in _extension_inputs(node.name, required)]
+    return [*node.inputs, *added]
 
 
-def input_specs(info: Mapping[str, Any], class_type: str = "") -> list[InputSpec]:
-    """The class's inputs in the order the frontend builds them (see the module docstring)."""
-    inputs = info.get("input")
-    required = _section_specs(inputs, "required")
-    optional = _section_specs(inputs, "optional")
-    # A name in both sections is one input, the optional one (a dict merge in the frontend).
-    optional_names = {s.name for s in optional}
-    merged = [s for s in required if s.name not in optional_names] + optional
-    merged += [InputSpec(name, kind) for name, kind in _extension_inputs(class_type, required)]
-    order = info.get("input_order")
-    if not isinstance(order, Mapping):
-        return merged
-    by_name = {s.name: s for s in merged}
-    ordered: list[InputSpec] = []
-    for section in ("required", "optional"):
-        listed = order.get(section)
-        for name in listed if isinstance(listed, list) else []:
-            spec = by_name.get(str(name))
-            if spec is not None and spec not in ordered and (spec.name in optional_names) == (section == "optional"):
-                ordered.append(spec)
-    return ordered + [s for s in merged if s not in ordered]
-
-
-def _extension_inputs(class_type: str, required: Sequence[InputSpec]) -> list[tuple[str, str]]:
+def _extension_inputs(class_type: str, required: Sequence[Input]) -> list[tuple[str, str]]:
     added = list(EXTENSION_INPUTS.get(class_type, ()))
     audio = next((s for s in required if s.name == "audio"), None)
     if audio is not None and audio.options.get("audio_upload") is True:
@@ -251,12 +181,11 @@ def _extension_inputs(class_type: str, required: Sequence[InputSpec]) -> list[tu
 # --------------------------------------------------------------------------- building widgets
 
 
-def _default(spec: InputSpec) -> Any:
+def _default(spec: Input) -> Any:
     if "default" in spec.options:
         return spec.options["default"]
     if spec.widget_type in ("COMBO", DYNAMIC_COMBO):
-        choices = spec.choices or tuple(spec.dynamic_options())
-        return choices[0] if choices else UNSET
+        return spec.choices[0] if spec.choices else UNSET
     if spec.widget_type == "CHART":
         data = spec.options.get("data")
         return data if data else {}
@@ -266,7 +195,7 @@ def _default(spec: InputSpec) -> Any:
     return _TYPE_DEFAULTS.get(spec.widget_type, UNSET)
 
 
-def has_value_control(spec: InputSpec, *, top_level: bool = True) -> bool:
+def has_value_control(spec: Input, *, top_level: bool = True) -> bool:
     """Whether the frontend adds a control_after_generate widget after this input's widget."""
     flag = spec.options.get("control_after_generate")
     if spec.widget_type == "INT" and flag is None:
@@ -279,10 +208,10 @@ def _companion(name: str, default: Any = UNSET) -> Widget:
     return Widget(name, "", default, saved=True, sent=False)
 
 
-def widgets_for(spec: InputSpec, *, top_level: bool = True, option: Any = UNSET) -> list[Widget]:
-    """The widgets one input makes (empty for a socket); a DynamicCombo's with the children of
-    `option` (by default its default option)."""
-    if not spec.has_widget:
+def widgets_for(spec: Input, *, top_level: bool = True) -> list[Widget]:
+    """The widgets one input makes (empty for a socket); a DynamicCombo's with the children of its
+    default option."""
+    if not has_widget(spec):
         return []
     kind = spec.widget_type
     if kind == "IMAGECOMPARE":
@@ -300,27 +229,26 @@ def widgets_for(spec: InputSpec, *, top_level: bool = True, option: Any = UNSET)
         bounds = main.default if isinstance(main.default, Mapping) else {}
         made += [_companion(part, bounds.get(part, UNSET)) for part in ("x", "y", "width", "height")]
     if kind == DYNAMIC_COMBO:
-        made += _dynamic_children(spec, main.default if option is UNSET else option)
+        made += _dynamic_children(spec, main.default)
     return made
 
 
-def _dynamic_children(spec: InputSpec, option: Any) -> list[Widget]:
-    inputs = spec.dynamic_options().get(str(option)) if isinstance(option, str) else None
+def _dynamic_children(spec: Input, key: Any) -> list[Widget]:
+    option = spec.selected(key) if isinstance(spec, DynamicCombo) and isinstance(key, str) else None
     children: list[Widget] = []
-    for section in ("required", "optional"):
-        for child in _section_specs(inputs, section, prefix=spec.name + "."):
-            children += widgets_for(child, top_level=False)
+    for child in option.inputs if option is not None else ():
+        children += widgets_for(child.renamed(f"{spec.name}.{child.name}", child.required), top_level=False)
     return children
 
 
-def node_widgets(info: Mapping[str, Any], class_type: str = "") -> list[Widget]:
+def node_widgets(node: NodeClass) -> list[Widget]:
     """A node's widgets as the frontend creates them, before any saved value is applied."""
     made: list[Widget] = []
-    for spec in input_specs(info, class_type):
+    for spec in input_specs(node):
         if spec.widget_type == "LOAD_3D" and any(w.name == "model_file" for w in made):
             made += [Widget(name, "BUTTON", value) for name, value in LOAD_3D_BUTTONS]
         made += widgets_for(spec)
-    if class_type == "CustomCombo":
+    if node.name == "CustomCombo":
         # The extension's hidden index (saved, its value computed) and a first option field.
         made += [Widget("index", "INDEX"), Widget("option1", "STRING", "")]
     return made
@@ -336,11 +264,11 @@ class _Slot:
     saved_index: int | None = None  # where in widgets_values its value came from
 
 
-def _configure(info: Mapping[str, Any], class_type: str, saved: Sequence[Any]) -> list[_Slot]:
+def _configure(node: NodeClass, saved: Sequence[Any]) -> list[_Slot]:
     """Replay LGraphNode.configure: hand the saved values out to the widgets in order, a
     DynamicCombo replacing its children as soon as it gets its value."""
-    slots = [_Slot(w, w.default) for w in node_widgets(info, class_type)]
-    values = _migrate_force_input(info, class_type, slots, list(saved))
+    slots = [_Slot(w, w.default) for w in node_widgets(node)]
+    values = _migrate_force_input(node, slots, list(saved))
     position = 0
     k = 0
     while k < len(slots):
@@ -353,20 +281,19 @@ def _configure(info: Mapping[str, Any], class_type: str, saved: Sequence[Any]) -
             position += 1
             if slot.widget.is_dynamic_combo:
                 _select_option(slots, k)
-            elif class_type == "CustomCombo" and _is_last_option(slots, k) and slot.value:
+            elif node.name == "CustomCombo" and _is_last_option(slots, k) and slot.value:
                 # Filling the last option field adds the next one.
                 slots.append(_Slot(Widget(f"option{k}", "STRING", "")))
         k += 1
-    if class_type == "CustomCombo":
+    if node.name == "CustomCombo":
         _set_custom_combo_index(slots)
     for k, slot in enumerate(slots):
         # loadGraphData gives a combo that has no value its first choice.
-        if slot.value is None and slot.widget.type in ("COMBO", DYNAMIC_COMBO) and slot.widget.spec is not None:
-            choices = slot.widget.spec.choices or tuple(slot.widget.spec.dynamic_options())
-            if choices:
-                slot.value = choices[0]
-                if slot.widget.is_dynamic_combo:
-                    _select_option(slots, k)
+        spec = slot.widget.spec
+        if slot.value is None and slot.widget.type in ("COMBO", DYNAMIC_COMBO) and spec is not None and spec.choices:
+            slot.value = spec.choices[0]
+            if slot.widget.is_dynamic_combo:
+                _select_option(slots, k)
     return slots
 
 
@@ -394,16 +321,12 @@ def _select_option(slots: list[_Slot], k: int) -> None:
     slots[k + 1 : k + 1] = [_Slot(w, w.default) for w in children]
 
 
-def _migrate_force_input(
-    info: Mapping[str, Any], class_type: str, slots: Sequence[_Slot], values: list[Any]
-) -> list[Any]:
+def _migrate_force_input(node: NodeClass, slots: Sequence[_Slot], values: list[Any]) -> list[Any]:
     # Older frontends kept a value for forceInput widgets too; like migrateWidgetsValues, only an
-    # exact count match is taken as proof of that. It walks the definition in its own order.
+    # exact count match is taken as proof of that.
     names = {s.widget.name for s in slots}
-    inputs = info.get("input")
-    specs = _section_specs(inputs, "required") + _section_specs(inputs, "optional")
     flags: list[bool] = []
-    for spec in specs:
+    for spec in input_specs(node):
         if spec.name in names or spec.force_input:
             flags.append(spec.force_input)
             if spec.options.get("control_after_generate"):
@@ -413,24 +336,15 @@ def _migrate_force_input(
     return [v for v, forced in zip(values, flags, strict=True) if not forced]
 
 
-def widget_values(info: Mapping[str, Any], class_type: str, saved: Sequence[Any]) -> dict[str, Any]:
+def widget_values(node: NodeClass, saved: Sequence[Any]) -> dict[str, Any]:
     """Prompt input name -> value, for the widgets of a node with these saved values."""
-    return {
-        s.widget.name: s.value for s in _configure(info, class_type, saved) if s.widget.sent and s.value is not UNSET
-    }
+    return {s.widget.name: s.value for s in _configure(node, saved) if s.widget.sent and s.value is not UNSET}
 
 
-def saved_widget_names(info: Mapping[str, Any], class_type: str, saved: Sequence[Any]) -> list[str | None]:
+def saved_widget_names(node: NodeClass, saved: Sequence[Any]) -> list[str | None]:
     """For each entry of widgets_values: the prompt input it feeds, or None for a UI-only one."""
     names: list[str | None] = [None] * len(saved)
-    for slot in _configure(info, class_type, saved):
+    for slot in _configure(node, saved):
         if slot.saved_index is not None and slot.widget.sent:
             names[slot.saved_index] = slot.widget.name
     return names
-
-
-def iter_widget_specs(info: Mapping[str, Any], class_type: str = "") -> Iterator[InputSpec]:
-    """Inputs that make a widget, in order (DynamicCombo children of the default option too)."""
-    for widget in node_widgets(info, class_type):
-        if widget.spec is not None and widget.sent:
-            yield widget.spec
