@@ -25,6 +25,7 @@ import pytest
 from comfy_server import ComfyServer
 from frontend import FrontendError, open_frontend
 from playwright.sync_api import Browser
+from templates import template_files
 
 from comfyui_batch.comfy.convert import (
     VIRTUAL_NODE_TYPES,
@@ -32,6 +33,7 @@ from comfyui_batch.comfy.convert import (
     is_ui_format,
     ui_to_api,
     unknown_class_types,
+    widget_input_name,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -784,7 +786,8 @@ def test_a_bypassed_subgraph_passes_its_inputs_through() -> None:
     assert inputs_of(prompt, "8")["samples"] == ["5", 0], "LATENT output <- the LATENT input"
 
 
-def test_nested_subgraphs_get_nested_ids() -> None:
+def nested_subgraph_workflow(inner_mode: int = 0) -> dict[str, Any]:
+    """The sampler subgraph (instance 7, in `inner_mode`) wrapped in another (instance 30)."""
     inner = sampler_subgraph()
     outer_id = "a1b2c3d4-0000-4000-8000-000000000002"
     outer = {
@@ -803,6 +806,7 @@ def test_nested_subgraphs_get_nested_ids() -> None:
                 [55],
                 inputs=[inp("model", "MODEL", 1), inp("clip", "CLIP", 2), inp("latent", "LATENT", 3)],
                 outputs=[out("LATENT", "LATENT", [4]), out("model", "MODEL", [])],
+                mode=inner_mode,
             )
         ],
         "links": [
@@ -818,11 +822,22 @@ def test_nested_subgraphs_get_nested_ids() -> None:
     ui["nodes"] = [n for n in ui["nodes"] if n["id"] != 11]
     ui["links"] = [link for link in ui["links"] if link[0] != 6]
     ui["definitions"] = {"subgraphs": [outer, inner]}
-    prompt = ui_to_api(ui, OBJECT_INFO)
+    return ui
+
+
+def test_nested_subgraphs_get_nested_ids() -> None:
+    prompt = ui_to_api(nested_subgraph_workflow(), OBJECT_INFO)
     assert set(prompt) == {"4", "5", "30:7:1", "30:7:2", "8", "9"}
     assert inputs_of(prompt, "30:7:1")["seed"] == 55
     assert inputs_of(prompt, "30:7:1")["model"] == ["4", 0]
     assert inputs_of(prompt, "8")["samples"] == ["30:7:1", 0]
+
+
+def test_a_bypassed_subgraph_inside_another_still_has_its_nodes_sent_and_passes_its_input_on() -> None:
+    # graphToPrompt expands nested instances whatever their mode; only the bypass applies.
+    prompt = ui_to_api(nested_subgraph_workflow(inner_mode=4), OBJECT_INFO)
+    assert set(prompt) == {"4", "5", "30:7:1", "30:7:2", "8", "9"}
+    assert inputs_of(prompt, "8")["samples"] == ["5", 0]
 
 
 def test_a_subgraph_that_contains_itself_is_an_error() -> None:
@@ -1003,6 +1018,25 @@ def test_a_float_with_a_value_control_skips_the_control_value() -> None:
     assert inputs_of(ui_to_api(one_node("Jitter", [0.5, "fixed", 3]), info), "1") == {"x": 0.5, "y": 3}
 
 
+def test_widget_input_name_tells_which_input_a_saved_value_feeds() -> None:
+    wan = node(1, "Wan2TextToVideoApi", ["wan2.7-t2v", "a florist", "", "720P", "16:9", 5, 7, "fixed", True, False])
+    names = [widget_input_name(wan, i, OBJECT_INFO_0_33) for i in range(11)]
+    assert names == [
+        "model",
+        "model.prompt",
+        "model.negative_prompt",
+        "model.resolution",
+        "model.ratio",
+        "model.duration",
+        "seed",
+        None,  # control_after_generate
+        "prompt_extend",
+        "watermark",
+        None,  # past the end
+    ]
+    assert widget_input_name(node(2, "NoSuchClass", [1]), 0, OBJECT_INFO_0_33) is None
+
+
 # --------------------------------------------------------------------------- the template sets
 
 # Inputs whose value only a browser can make: the Load3D extension renders the scene and uploads
@@ -1016,21 +1050,10 @@ class Template:
     workflow: dict[str, Any]
 
 
-def _template_set(home: Path) -> list[Template]:
-    """The GUI workflows of the comfyui-workflow-templates packages in a server's venv (their
-    folders also hold index files and translations, which are not workflows)."""
-    (site,) = home.glob("venv/lib/python3*/site-packages")
-    found = []
-    for path in sorted(site.glob("comfyui_workflow_templates*/templates/*.json"), key=lambda p: p.name):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if is_ui_format(data):
-            found.append(Template(path.stem, data))
-    return found
-
-
 @pytest.fixture(scope="session")
 def templates(comfy_home: Path) -> list[Template]:
-    return _template_set(comfy_home)
+    """The GUI workflows of the line's template set."""
+    return [Template(path.stem, json.loads(path.read_text(encoding="utf-8"))) for path in template_files(comfy_home)]
 
 
 @pytest.fixture(scope="session")

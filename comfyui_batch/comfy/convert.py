@@ -66,9 +66,18 @@ from typing import Any, Final
 
 from ..errors import ConversionError  # part of the package's error tree; re-exported here
 from .nodes import Input, NodeClass, NodeDefinitions, parse_class
-from .widgets import UNSET, has_value_control, has_widget, input_specs, node_widgets, widget_values, widgets_for
+from .widgets import (
+    UNSET,
+    has_value_control,
+    has_widget,
+    input_specs,
+    node_widgets,
+    saved_widget_names,
+    widget_values,
+    widgets_for,
+)
 
-__all__ = ["ConversionError", "is_ui_format", "ui_to_api", "unknown_class_types"]
+__all__ = ["ConversionError", "is_ui_format", "ui_to_api", "unknown_class_types", "widget_input_name"]
 
 MODE_NEVER: Final = 2  # "muted"
 MODE_BYPASS: Final = 4
@@ -1062,3 +1071,18 @@ def _reject_unknown_classes(prompt: Mapping[str, Mapping[str, Any]], classes: No
     if unknown:
         listed = ", ".join(f"node {node_id} ({kind})" for node_id, kind in unknown.items())
         raise ConversionError(f"the server has no node class for {len(unknown)} nodes: {listed}")
+
+
+def widget_input_name(
+    node: Mapping[str, Any], index: int, definitions: NodeDefinitions | Mapping[str, Any]
+) -> str | None:
+    """The prompt input that entry `index` of a GUI node's `widgets_values` feeds (`"seed"`,
+    `"resize_type.multiplier"`), or None when it feeds none: a UI-only value such as
+    control_after_generate, an index past the values the frontend reads, or a class the server
+    does not define. What a batch item like `"nodes,6,widgets_values,0"` sets."""
+    classes = definitions if isinstance(definitions, NodeDefinitions) else NodeDefinitions(definitions)
+    info = classes.get(_node_type(node))
+    raw = node.get("widgets_values")
+    if info is None or not isinstance(raw, list) or not 0 <= index < len(raw):
+        return None
+    return saved_widget_names(info, raw)[index]
