@@ -17,6 +17,7 @@ import gzip
 import json
 import time
 import urllib.request
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -1084,8 +1085,10 @@ def frontend_run(comfy_server: ComfyServer, browser: Browser, templates: list[Te
         return FrontendRun(frontend.version, prompts, time.monotonic() - started)
 
 
-def prompt_differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
-    """Node by node, class_type and inputs; empty when the prompts are the same."""
+def prompt_differences(ours: dict[str, Any], theirs: dict[str, Any], known: Container[str]) -> list[str]:
+    """Node by node, class_type and inputs; empty when the prompts are the same. A node of a class
+    the server lacks is compared on its links only: the frontend sends no class_type for it and
+    only the widgets of its placeholder, we send the class so that the server names it."""
     found = []
     for node_id in sorted(set(ours) | set(theirs)):
         mine, frontend = ours.get(node_id), theirs.get(node_id)
@@ -1093,17 +1096,24 @@ def prompt_differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str
             side = "ours" if frontend is None else "the frontend's"
             found.append(f"node {node_id} ({(mine or frontend or {}).get('class_type')}) only in {side}")
             continue
-        class_type = mine.get("class_type")
-        if class_type != frontend.get("class_type"):
+        class_type = str(mine.get("class_type"))
+        inputs, frontend_inputs = mine["inputs"], frontend["inputs"]
+        if class_type not in known:
+            inputs, frontend_inputs = _links(inputs), _links(frontend_inputs)
+        elif class_type != frontend.get("class_type"):
             found.append(f"node {node_id}: class_type {class_type!r}, frontend {frontend.get('class_type')!r}")
-        skipped = BROWSER_MADE_INPUTS.get(str(class_type), frozenset())
-        for name in sorted(set(mine["inputs"]) | set(frontend["inputs"])):
-            a, b = mine["inputs"].get(name, "<absent>"), frontend["inputs"].get(name, "<absent>")
+        skipped = BROWSER_MADE_INPUTS.get(class_type, frozenset())
+        for name in sorted(set(inputs) | set(frontend_inputs)):
+            a, b = inputs.get(name, "<absent>"), frontend_inputs.get(name, "<absent>")
             if a != b and name not in skipped:
                 found.append(
                     f"node {node_id} {class_type}.{name}: ours {json.dumps(a)[:60]}, frontend {json.dumps(b)[:60]}"
                 )
     return found
+
+
+def _links(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in inputs.items() if isinstance(value, list)}
 
 
 def test_the_template_set_is_there(server_line: str, templates: list[Template]) -> None:
@@ -1123,8 +1133,8 @@ def test_every_template_converts_as_the_servers_frontend_does(
         if isinstance(theirs, str):
             differences[template.name] = [f"the frontend failed: {theirs[:200]}"]
             continue
-        ours = json.loads(json.dumps(ui_to_api(template.workflow, server_object_info)))
-        found = prompt_differences(ours, theirs)
+        converted = ui_to_api(template.workflow, server_object_info, frontend_version=frontend_run.version)
+        found = prompt_differences(json.loads(json.dumps(converted)), theirs, server_object_info)
         if found:
             differences[template.name] = found
     equal = len(templates) - len(differences)

@@ -68,10 +68,12 @@ from ..errors import ConversionError  # part of the package's error tree; re-exp
 from .nodes import Input, NodeClass, NodeDefinitions, parse_class
 from .widgets import (
     UNSET,
+    FrontendVersion,
     has_value_control,
     has_widget,
     input_specs,
     node_widgets,
+    parse_frontend_version,
     saved_widget_names,
     widget_values,
     widgets_for,
@@ -107,23 +109,29 @@ def is_ui_format(data: Any) -> bool:
 
 
 def ui_to_api(
-    ui: Mapping[str, Any], definitions: NodeDefinitions | Mapping[str, Any], *, strict: bool = False
+    ui: Mapping[str, Any],
+    definitions: NodeDefinitions | Mapping[str, Any],
+    *,
+    strict: bool = False,
+    frontend_version: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Convert a UI-format workflow to API format, using the server's node definitions (or its
     /object_info reply as sent).
 
-    With `strict`, node classes the server lacks raise ConversionError instead of being emitted
-    for the server to reject.
+    `frontend_version` is the frontend the server serves (its /system_stats
+    `required_frontend_version`); without it, the newest known frontend's rules apply. With
+    `strict`, node classes the server lacks raise ConversionError instead of being emitted for
+    the server to reject.
     """
     if not is_ui_format(ui):
         raise ConversionError("not a ComfyUI GUI workflow (expected 'nodes' and 'links' lists)")
-    classes = definitions if isinstance(definitions, NodeDefinitions) else NodeDefinitions(definitions)
-    placed = _flatten(_root_scope(ui), _Definitions.of(ui), classes)
-    flat = _Flat(placed, classes, _primitive_values(placed))
+    server = _Server.of(definitions, frontend_version)
+    placed = _flatten(_root_scope(ui), _Definitions.of(ui), server)
+    flat = _Flat(placed, server, _primitive_values(placed))
     prompt = {p.exec_id: _convert_node(flat, p) for p in placed.values() if _is_emitted(p)}
     _prune_dangling_links(prompt)
     if strict:
-        _reject_unknown_classes(prompt, classes)
+        _reject_unknown_classes(prompt, server)
     return prompt
 
 
@@ -218,9 +226,22 @@ _Source = _Output | _Constant | None
 @dataclass(frozen=True)
 class _Flat:
     placed: Mapping[str, _Placed]
-    classes: NodeDefinitions
+    server: _Server
     # Exec id of a node -> {widget name: value a PrimitiveNode puts there}.
     primitive_values: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Server:
+    """What conversion knows of the server that will run the prompt."""
+
+    classes: NodeDefinitions
+    frontend: FrontendVersion
+
+    @staticmethod
+    def of(definitions: NodeDefinitions | Mapping[str, Any], frontend_version: str | None) -> _Server:
+        classes = definitions if isinstance(definitions, NodeDefinitions) else NodeDefinitions(definitions)
+        return _Server(classes, parse_frontend_version(frontend_version))
 
 
 @dataclass(frozen=True)
@@ -380,17 +401,17 @@ def _widget_name(entry: Mapping[str, Any] | None) -> str | None:
 # --------------------------------------------------------------------------- widget values
 
 
-def _widget_inputs(node: Mapping[str, Any], info: NodeClass | None) -> dict[str, Any]:
+def _widget_inputs(node: Mapping[str, Any], info: NodeClass | None, frontend: FrontendVersion) -> dict[str, Any]:
     raw = node.get("widgets_values")
     if isinstance(raw, Mapping):
-        return _named_widget_values(raw, info)
+        return _named_widget_values(raw, info, frontend)
     if info is None:
         return {}  # without the definition, a bare list cannot be named
-    return widget_values(info, list(raw) if isinstance(raw, list) else [])
+    return widget_values(info, list(raw) if isinstance(raw, list) else [], frontend)
 
 
-def _named_widget_values(raw: Mapping[str, Any], info: NodeClass | None) -> dict[str, Any]:
-    widgets = {w.name: w for w in node_widgets(info) if w.sent} if info is not None else {}
+def _named_widget_values(raw: Mapping[str, Any], info: NodeClass | None, frontend: FrontendVersion) -> dict[str, Any]:
+    widgets = {w.name: w for w in node_widgets(info, frontend) if w.sent} if info is not None else {}
     named: dict[str, Any] = {}
     for name, value in raw.items():
         # Undeclared keys may be widgets an extension added (sent by the GUI too), but an object
@@ -411,10 +432,10 @@ def _wrap(value: Any) -> Any:
 # --------------------------------------------------------------------------- flattening
 
 
-def _flatten(root: _Scope, definitions: _Definitions, classes: NodeDefinitions) -> dict[str, _Placed]:
+def _flatten(root: _Scope, definitions: _Definitions, server: _Server) -> dict[str, _Placed]:
     placed: dict[str, _Placed] = {}
     scopes = {key: _subgraph_scope(d) for key, d in definitions.subgraphs.items()}
-    _place_scope(root, (), False, (), placed, scopes, definitions, classes)
+    _place_scope(root, (), False, (), placed, scopes, definitions, server)
     return placed
 
 
@@ -426,10 +447,10 @@ def _place_scope(
     placed: dict[str, _Placed],
     scopes: Mapping[str, _Scope],
     definitions: _Definitions,
-    classes: NodeDefinitions,
+    server: _Server,
 ) -> None:
     for local_id, node in scope.nodes.items():
-        instance = _instance_of(node, scopes, definitions, classes)
+        instance = _instance_of(node, scopes, definitions, server)
         item = _Placed(path, local_id, node, scope, instance, hidden)
         placed[item.exec_id] = item
         if instance is None:
@@ -447,7 +468,7 @@ def _place_scope(
             placed,
             scopes,
             definitions,
-            classes,
+            server,
         )
 
 
@@ -455,17 +476,17 @@ def _instance_of(
     node: Mapping[str, Any],
     scopes: Mapping[str, _Scope],
     definitions: _Definitions,
-    classes: NodeDefinitions,
+    server: _Server,
 ) -> _Instance | None:
     node_type = _node_type(node)
     if node_type in scopes:
         scope = scopes[node_type]
         slots = _match_instance_inputs(_slots(node, "inputs"), scope.inputs)
-        return _Instance(scope, slots, _promoted_values(node, scope, classes))
+        return _Instance(scope, slots, _promoted_values(node, scope, server))
     for prefix in GROUP_NODE_PREFIXES:
         name = node_type[len(prefix) :]
         if node_type.startswith(prefix) and isinstance(definitions.group_nodes.get(name), Mapping):
-            return _group_instance(node, name, definitions.group_nodes[name], classes)
+            return _group_instance(node, name, definitions.group_nodes[name], server)
     return None
 
 
@@ -499,7 +520,7 @@ def _promoted_target(scope: _Scope, index: int) -> tuple[Mapping[str, Any], str]
     return None
 
 
-def _promoted_values(node: Mapping[str, Any], scope: _Scope, classes: NodeDefinitions) -> dict[int, Any]:
+def _promoted_values(node: Mapping[str, Any], scope: _Scope, server: _Server) -> dict[int, Any]:
     """Definition input index -> value of the instance's widget for it.
 
     An instance shows a widget for each subgraph input wired to an inner widget; its
@@ -515,7 +536,7 @@ def _promoted_values(node: Mapping[str, Any], scope: _Scope, classes: NodeDefini
     order = _promoted_order(node, scope, promoted)
     if len(values) > len(order):
         # Some saved instances also carry the control_after_generate value of seed-like widgets.
-        order = _with_control_positions(order, scope, classes)
+        order = _with_control_positions(order, scope, server)
     # null is what newer GUIs save for a widget that has no value of its own.
     return {k: v for k, v in zip(order, values, strict=False) if k is not None and v is not None}
 
@@ -533,12 +554,12 @@ def _promoted_order(node: Mapping[str, Any], scope: _Scope, promoted: list[int])
     return order
 
 
-def _with_control_positions(order: list[int | None], scope: _Scope, classes: NodeDefinitions) -> list[int | None]:
+def _with_control_positions(order: list[int | None], scope: _Scope, server: _Server) -> list[int | None]:
     widened: list[int | None] = []
     for k in order:
         widened.append(k)
         target = _promoted_target(scope, k) if k is not None else None
-        spec = _find_spec(classes.get(_node_type(target[0])), target[1]) if target else None
+        spec = _find_spec(server.classes.get(_node_type(target[0])), target[1]) if target else None
         if spec is not None and has_value_control(spec):
             widened.append(None)
     return widened
@@ -630,25 +651,25 @@ def _group_instance(
     node: Mapping[str, Any],
     name: str,
     raw: Mapping[str, Any],
-    classes: NodeDefinitions,
+    server: _Server,
 ) -> _Instance:
     definition = _GroupDefinition.of(name, raw)
-    infos = [_group_inner_info(definition, i, classes) for i in range(len(definition.nodes))]
+    infos = [_group_inner_info(definition, i, server) for i in range(len(definition.nodes))]
     layout = _group_layout(definition, infos)
-    scope = _group_scope(node, definition, infos, layout)
+    scope = _group_scope(node, definition, infos, layout, server.frontend)
     slots = _match_group_inputs(_slots(node, "inputs"), layout.inputs)
     return _Instance(scope, slots, {})
 
 
-def _group_inner_info(definition: _GroupDefinition, index: int, classes: NodeDefinitions) -> NodeClass | None:
+def _group_inner_info(definition: _GroupDefinition, index: int, server: _Server) -> NodeClass | None:
     """The node definition the GUI uses for an inner node when it builds the group node."""
     node_type = _node_type(definition.node(index))
-    info = classes.get(node_type)
+    info = server.classes.get(node_type)
     if info is not None:
         return info
     outgoing = definition.links_from(index, 0)
     if node_type == "PrimitiveNode" and outgoing:
-        value_type = _primitive_value_type(definition, outgoing[0], classes)
+        value_type = _primitive_value_type(definition, outgoing[0], server)
         # The group builder gives every grouped primitive a control_after_generate widget.
         spec = [value_type, {"control_after_generate": True}]
         return parse_class(node_type, {"input": {"required": {"value": spec}}, "output": [outgoing[0].type]})
@@ -661,14 +682,14 @@ def _group_inner_info(definition: _GroupDefinition, index: int, classes: NodeDef
     return None
 
 
-def _primitive_value_type(definition: _GroupDefinition, link: _GroupLink, classes: NodeDefinitions) -> Any:
+def _primitive_value_type(definition: _GroupDefinition, link: _GroupLink, server: _Server) -> Any:
     if link.type != "COMBO":
         return link.type
     # A combo primitive takes the choices of the widget it feeds.
     target = definition.node(link.target)
     entries = _slots(target, "inputs")
     entry = entries[link.target_slot] if link.target_slot < len(entries) else None
-    spec = _find_spec(classes.get(_node_type(target)), _widget_name(entry) or "")
+    spec = _find_spec(server.classes.get(_node_type(target)), _widget_name(entry) or "")
     return list(spec.choices) if spec is not None else "COMBO"
 
 
@@ -770,6 +791,7 @@ def _group_scope(
     definition: _GroupDefinition,
     infos: Sequence[NodeClass | None],
     layout: _GroupLayout,
+    frontend: FrontendVersion,
 ) -> _Scope:
     links: dict[str, _Link] = {}
     inputs: dict[tuple[int, int], str] = {}
@@ -791,7 +813,7 @@ def _group_scope(
         boundary_out.append(_BoundarySlot(f"output {k}", "*", (f"out{k}",)))
     values = _group_widget_values(instance, layout)
     nodes = {
-        str(i): _group_inner_node(definition, i, infos[i], inputs, outputs, values.get(i, {}))
+        str(i): _group_inner_node(definition, i, infos[i], inputs, outputs, values.get(i, {}), frontend)
         for i in range(len(definition.nodes))
     }
     boundary_in = tuple(_BoundarySlot(i.name, i.type) for i in layout.inputs)
@@ -822,6 +844,7 @@ def _group_inner_node(
     inputs: Mapping[tuple[int, int], str],
     outputs: Mapping[tuple[int, int], list[str]],
     group_values: Mapping[str, Any],
+    frontend: FrontendVersion,
 ) -> Mapping[str, Any]:
     node = definition.nodes[index]
     # Link ids saved in the definition point into the graph it was cut from; use ours only.
@@ -840,7 +863,7 @@ def _group_inner_node(
         own = raw[0] if isinstance(raw, list) and raw else None
         widgets = [group_values.get("value", own)]
     else:
-        widgets = {**_widget_inputs(node, info), **group_values}
+        widgets = {**_widget_inputs(node, info, frontend), **group_values}
     return {**node, "id": index, "inputs": entries, "outputs": outs, "widgets_values": widgets}
 
 
@@ -1032,8 +1055,8 @@ def _is_emitted(item: _Placed) -> bool:
 
 
 def _convert_node(flat: _Flat, item: _Placed) -> dict[str, Any]:
-    info = flat.classes.get(item.type)
-    inputs = {name: _wrap(value) for name, value in _widget_inputs(item.node, info).items()}
+    info = flat.server.classes.get(item.type)
+    inputs = {name: _wrap(value) for name, value in _widget_inputs(item.node, info, flat.server.frontend).items()}
     for name, value in flat.primitive_values.get(item.exec_id, {}).items():
         inputs[name] = _wrap(value)
     for index, entry in enumerate(_slots(item.node, "inputs")):
@@ -1063,8 +1086,8 @@ def _prune_dangling_links(prompt: dict[str, dict[str, Any]]) -> None:
                 del inputs[name]
 
 
-def _reject_unknown_classes(prompt: Mapping[str, Mapping[str, Any]], classes: NodeDefinitions) -> None:
-    unknown = unknown_class_types(prompt, classes)
+def _reject_unknown_classes(prompt: Mapping[str, Mapping[str, Any]], server: _Server) -> None:
+    unknown = unknown_class_types(prompt, server.classes)
     if len(unknown) == 1:
         node_id, class_type = next(iter(unknown.items()))
         raise ConversionError("the server has no node class of that name", node_id, class_type)
@@ -1080,9 +1103,9 @@ def widget_input_name(
     `"resize_type.multiplier"`), or None when it feeds none: a UI-only value such as
     control_after_generate, an index past the values the frontend reads, or a class the server
     does not define. What a batch item like `"nodes,6,widgets_values,0"` sets."""
-    classes = definitions if isinstance(definitions, NodeDefinitions) else NodeDefinitions(definitions)
-    info = classes.get(_node_type(node))
+    server = _Server.of(definitions, None)
+    info = server.classes.get(_node_type(node))
     raw = node.get("widgets_values")
     if info is None or not isinstance(raw, list) or not 0 <= index < len(raw):
         return None
-    return saved_widget_names(info, raw)[index]
+    return saved_widget_names(info, raw, server.frontend)[index]

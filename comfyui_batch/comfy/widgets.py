@@ -41,15 +41,31 @@ from typing import Any, Final
 from .nodes import DYNAMIC_COMBO, DynamicCombo, Input, NodeClass
 
 __all__ = [
+    "NEWEST_FRONTEND",
     "UNSET",
+    "FrontendVersion",
     "Widget",
     "has_value_control",
     "input_specs",
     "node_widgets",
+    "parse_frontend_version",
     "saved_widget_names",
     "widget_values",
     "widgets_for",
 ]
+
+
+FrontendVersion = tuple[int, ...]
+# The frontends whose behaviour this module follows: 1.32.9 (ComfyUI 0.3.75) and 1.49.6 (0.33.0).
+NEWEST_FRONTEND: Final[FrontendVersion] = (1, 49, 6)
+
+
+def parse_frontend_version(text: str | None) -> FrontendVersion:
+    """ "1.32.9" -> (1, 32, 9); the newest known frontend when unknown or unreadable."""
+    parts = text.split(".") if isinstance(text, str) else []
+    if not parts or not all(p.isdigit() for p in parts):
+        return NEWEST_FRONTEND
+    return tuple(int(p) for p in parts)
 
 
 class _Unset:
@@ -241,7 +257,7 @@ def _dynamic_children(spec: Input, key: Any) -> list[Widget]:
     return children
 
 
-def node_widgets(node: NodeClass) -> list[Widget]:
+def node_widgets(node: NodeClass, frontend: FrontendVersion = NEWEST_FRONTEND) -> list[Widget]:
     """A node's widgets as the frontend creates them, before any saved value is applied."""
     made: list[Widget] = []
     for spec in input_specs(node):
@@ -251,6 +267,9 @@ def node_widgets(node: NodeClass) -> list[Widget]:
     if node.name == "CustomCombo":
         # The extension's hidden index (saved, its value computed) and a first option field.
         made += [Widget("index", "INDEX"), Widget("option1", "STRING", "")]
+    if node.name == "PreviewAny" and frontend < (1, 49):
+        # 1.32's PreviewAny extension adds a text widget that is not saved but is sent, empty.
+        made.append(Widget("preview", "MARKDOWN", "", saved=False))
     return made
 
 
@@ -264,10 +283,10 @@ class _Slot:
     saved_index: int | None = None  # where in widgets_values its value came from
 
 
-def _configure(node: NodeClass, saved: Sequence[Any]) -> list[_Slot]:
+def _configure(node: NodeClass, saved: Sequence[Any], frontend: FrontendVersion) -> list[_Slot]:
     """Replay LGraphNode.configure: hand the saved values out to the widgets in order, a
     DynamicCombo replacing its children as soon as it gets its value."""
-    slots = [_Slot(w, w.default) for w in node_widgets(node)]
+    slots = [_Slot(w, w.default) for w in node_widgets(node, frontend)]
     values = _migrate_force_input(node, slots, list(saved))
     position = 0
     k = 0
@@ -336,15 +355,17 @@ def _migrate_force_input(node: NodeClass, slots: Sequence[_Slot], values: list[A
     return [v for v, forced in zip(values, flags, strict=True) if not forced]
 
 
-def widget_values(node: NodeClass, saved: Sequence[Any]) -> dict[str, Any]:
+def widget_values(node: NodeClass, saved: Sequence[Any], frontend: FrontendVersion = NEWEST_FRONTEND) -> dict[str, Any]:
     """Prompt input name -> value, for the widgets of a node with these saved values."""
-    return {s.widget.name: s.value for s in _configure(node, saved) if s.widget.sent and s.value is not UNSET}
+    return {s.widget.name: s.value for s in _configure(node, saved, frontend) if s.widget.sent and s.value is not UNSET}
 
 
-def saved_widget_names(node: NodeClass, saved: Sequence[Any]) -> list[str | None]:
+def saved_widget_names(
+    node: NodeClass, saved: Sequence[Any], frontend: FrontendVersion = NEWEST_FRONTEND
+) -> list[str | None]:
     """For each entry of widgets_values: the prompt input it feeds, or None for a UI-only one."""
     names: list[str | None] = [None] * len(saved)
-    for slot in _configure(node, saved):
+    for slot in _configure(node, saved, frontend):
         if slot.saved_index is not None and slot.widget.sent:
             names[slot.saved_index] = slot.widget.name
     return names
