@@ -10,8 +10,8 @@ What is neutralised, because it is random, clock-dependent or interactive:
 - the `Comfy.DynamicPrompts` extension (`{a|b}` choices at random in prompt text) and
   `Comfy.SaveImageExtraOutput` (`%date:…%` and `%Node.widget%` in filename prefixes) are
   disabled through the `Comfy.Extension.Disabled` setting;
-- drawing: the canvas's render loop is paused and the window is small (drawing does not change
-  the prompt, and is most of the time a load takes on a small machine);
+- drawing: the canvas's render loop is paused, the window is small and WebGL is off (drawing does
+  not change the prompt, and is most of the time a load takes on a small machine);
 - first-run tours, the minimap, and workflow persistence (each load would otherwise add a tab and a draft in
   localStorage and get slower and slower); the previous workflow's tab is closed after each load;
 - dialogs about missing nodes, models and media (load options of both frontend lines).
@@ -66,6 +66,21 @@ _CONVERT_JS = """async ([workflow, timeoutMs]) => {
 }"""
 
 
+# Three.js viewers (Load3D, Preview3D, ...) render in software here: the slowest part of loading a
+# 3D template, and nothing they draw goes into a prompt except Load3D's captures, which no
+# converter can make anyway (see BROWSER_MADE_INPUTS in test_convert.py). Without WebGL they
+# give up at once.
+_NO_WEBGL_JS = """(() => {
+  const getContext = HTMLCanvasElement.prototype.getContext;
+  HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
+    if (kind === 'webgl' || kind === 'webgl2' || kind === 'experimental-webgl') return null;
+    return getContext.call(this, kind, ...rest);
+  };
+})()"""
+# The page grows with every load (registered subgraph types, viewers): start afresh now and then.
+RELOAD_EVERY = 100
+
+
 class FrontendError(Exception):
     """The frontend could not load or convert a workflow (the message says what it reported)."""
 
@@ -75,10 +90,24 @@ class Frontend:
     """One page of a server's frontend, ready to convert workflows."""
 
     page: Page
-    version: str
+    server_url: str
+    version: str = ""
+    loads: int = 0
+
+    def start(self) -> None:
+        """(Re)load the app and wait until it is set up (bounded by START_TIMEOUT_MS)."""
+        self.page.goto(self.server_url + "/")
+        # positionConversion is the last thing app.setup() assigns, in 1.32 and in 1.49.
+        self.page.wait_for_function("() => window.app && window.app.positionConversion", timeout=START_TIMEOUT_MS)
+        self.page.evaluate("() => { window.app.canvas.pause_rendering = true }")
+        self.version = str(self.page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__"))
+        self.loads = 0
 
     def graph_to_prompt(self, workflow: Mapping[str, Any]) -> dict[str, Any]:
         """The API prompt the frontend would queue for this GUI workflow."""
+        if self.loads >= RELOAD_EVERY:
+            self.start()
+        self.loads += 1
         errors: list[str] = []
 
         def on_error(error: Exception) -> None:
@@ -113,11 +142,9 @@ def open_frontend(browser: Browser, server_url: str) -> Iterator[Frontend]:
     apply_settings(server_url)
     page = browser.new_page(viewport=VIEWPORT)
     try:
-        page.goto(server_url + "/")
-        # positionConversion is the last thing app.setup() assigns, in 1.32 and in 1.49.
-        page.wait_for_function("() => window.app && window.app.positionConversion", timeout=START_TIMEOUT_MS)
-        page.evaluate("() => { window.app.canvas.pause_rendering = true }")
-        version = str(page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__"))
-        yield Frontend(page, version)
+        page.add_init_script(_NO_WEBGL_JS)
+        frontend = Frontend(page, server_url)
+        frontend.start()
+        yield frontend
     finally:
         page.close()

@@ -17,14 +17,14 @@ import gzip
 import json
 import time
 import urllib.request
-from collections.abc import Container
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from comfy_server import ComfyServer
-from frontend import FrontendError, open_frontend
+from frontend import Frontend, FrontendError, open_frontend
 from playwright.sync_api import Browser
 from templates import template_files
 
@@ -1072,17 +1072,33 @@ class FrontendRun:
 
 
 @pytest.fixture(scope="session")
-def frontend_run(comfy_server: ComfyServer, browser: Browser, templates: list[Template]) -> FrontendRun:
-    """Every template of the line converted by the server's own frontend, in one page."""
+def frontend(comfy_server: ComfyServer, browser: Browser) -> Iterator[Frontend]:
+    """The line's server's own frontend, in one page for the whole session."""
+    with open_frontend(browser, comfy_server.url) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def frontend_run(frontend: Frontend, templates: list[Template]) -> FrontendRun:
+    """Every template of the line converted by the server's own frontend."""
     prompts: dict[str, dict[str, Any] | str] = {}
     started = time.monotonic()
-    with open_frontend(browser, comfy_server.url) as frontend:
-        for template in templates:
-            try:
-                prompts[template.name] = frontend.graph_to_prompt(template.workflow)
-            except FrontendError as e:
-                prompts[template.name] = str(e)
-        return FrontendRun(frontend.version, prompts, time.monotonic() - started)
+    for template in templates:
+        try:
+            prompts[template.name] = frontend.graph_to_prompt(template.workflow)
+        except FrontendError as e:
+            prompts[template.name] = str(e)
+    return FrontendRun(frontend.version, prompts, time.monotonic() - started)
+
+
+def test_the_frontend_harness_sends_prompt_text_and_filename_prefix_as_saved(frontend: Frontend) -> None:
+    # With the GUI's dynamic prompts and filename substitutions active, both would change.
+    ui = txt2img()
+    ui["nodes"][2]["widgets_values"] = ["a {red|blue} fox // a comment"]
+    ui["nodes"][7]["widgets_values"] = ["%date:yyyy-MM-dd%/fox"]
+    prompt = frontend.graph_to_prompt(ui)
+    assert prompt["6"]["inputs"]["text"] == "a {red|blue} fox // a comment"
+    assert prompt["9"]["inputs"]["filename_prefix"] == "%date:yyyy-MM-dd%/fox"
 
 
 def prompt_differences(ours: dict[str, Any], theirs: dict[str, Any], known: Container[str]) -> list[str]:

@@ -7,21 +7,20 @@ definitions of the server that will run the prompt (`GET /object_info`), so they
 and nothing here does I/O.
 
 The rules are those of the frontend's `graphToPrompt` (ComfyUI_frontend `src/utils/executionUtil.ts`
-and `ExecutableNodeDTO.ts`, as shipped in comfyui-frontend-package 1.32.9):
+and `ExecutableNodeDTO.ts`), as shipped in comfyui-frontend-package 1.32.9 (ComfyUI 0.3.75) and
+1.49.6 (ComfyUI 0.33.0); `frontend_version` picks one, the newest by default. The test suite
+checks them against each server's own frontend on every template of its line
+(tests/test_convert.py):
 
-- Widget values are named by walking the class's `required` then `optional` inputs in
-  `input_order`. Each widget-typed input (INT, FLOAT, STRING, BOOLEAN, COMBO, ...) without
-  `forceInput` owns one value. UI-only values that follow it are skipped: `control_after_generate`
-  after an INT that has it (or, unless the spec says otherwise, is named `seed` / `noise_seed`),
-  control and filter after a COMBO that has it, the `upload` button of upload combos. Missing
-  trailing values take the input's default, as a freshly created widget would; extra trailing
-  values (status texts of API nodes, 3D previews) are ignored. `widgets_values` given as a dict
-  (VideoHelperSuite) is read by name. Files from old frontends that also gave `forceInput` inputs
-  a value are recognised when the count matches exactly, and those values are dropped.
+- Widget values are named by building the node's widgets as the frontend does, DynamicCombo
+  children, UI-only companions and the widgets the frontend's own extensions add included, and
+  handing the saved values out in order (widgets.py says how). `widgets_values` given as a dict
+  (VideoHelperSuite) is read by name.
 - Links then overwrite widget values of the same name and become `[origin_id, slot]`, after
   resolving the real origin: through legacy Reroute nodes, through bypassed nodes (mode 4: the
   input at the same index if its type fits, else the first of exactly the wanted type, else the
-  first compatible one), into and out of subgraphs.
+  first compatible one), into and out of subgraphs. Autogrow inputs (`images.image0`) are named
+  by their saved input.
 - PrimitiveNode copies its value into the widget of every node it feeds; Reroute, Note,
   MarkdownNote, PrimitiveNode and subgraph / group-node instances are not emitted themselves.
   Muted (mode 2) and bypassed nodes are not emitted, and inputs linked to a node that was not
@@ -29,7 +28,8 @@ and `ExecutableNodeDTO.ts`, as shipped in comfyui-frontend-package 1.32.9):
   would for the GUI).
 - Subgraphs (`definitions.subgraphs`) and legacy group nodes (`extra.groupNodes`, node type
   `workflow>Name`) are flattened; inner nodes get ids `"<instance id>:<inner id>"` (nested as
-  needed; inner ids of group nodes are their index in the definition).
+  needed; inner ids of group nodes are their index in the definition). An instance's own widgets
+  (promoted widgets, in `proxyWidgets` order when saved) feed the inner inputs they stand for.
 - `_meta.title` is the node's own title, or the class's `display_name` (else its name).
 - Array values are wrapped as `{"__value__": [...]}` so the server does not read them as links.
 
@@ -53,9 +53,16 @@ Decisions where the frontend gave no single answer:
   subgraph that contains itself, circular reroutes) raise `ConversionError`, as the GUI refuses
   to queue them too.
 
-Not handled: frontend extensions that act at queue time (rgthree, KJNodes Set/Get, other custom
-virtual nodes: they are emitted as unknown classes) and widgets added by extensions to the
-middle of a node's widget list (e.g. Load3D's buttons), which shift the values after them.
+- Values only a browser can make are sent as saved: Load3D's viewport widget (`image`), which
+  the GUI fills at queue time by rendering the 3D scene and uploading captures of it.
+- Node classes whose widgets the frontend's own extensions shape are followed where the shape is
+  known (CustomCombo's growing option list and computed index, the media upload buttons, the
+  audio player, the 3D viewers and Load3D's buttons, 1.32's PreviewAny text); extensions of
+  custom node packs are not known here.
+
+Not handled: frontend extensions of custom node packs that act at queue time (rgthree, KJNodes
+Set/Get, other custom virtual nodes: they are emitted as unknown classes) or add widgets to a
+node's widget list, which shift the values after them.
 """
 
 from __future__ import annotations
