@@ -36,6 +36,7 @@ from comfyui_batch.comfy.convert import (
     unknown_class_types,
     widget_input_name,
 )
+from comfyui_batch.comfy.nodes import AUTOGROW, NodeDefinitions, types_fit
 
 DATA = Path(__file__).parent / "data"
 
@@ -737,6 +738,17 @@ def test_a_subgraph_is_flattened_with_outer_inner_ids() -> None:
     assert inputs_of(prompt, "11")["model"] == ["4", 0], "subgraph input wired straight to an output"
 
 
+def test_a_subgraph_node_whose_id_the_workflow_already_uses_is_renumbered_as_the_frontend_does() -> None:
+    ui = subgraph_workflow([777])
+    ui["nodes"].append(node(1, "Note", ["a note taking id 1"]))  # inner node 1 is the KSampler
+    prompt = ui_to_api(ui, OBJECT_INFO)
+    assert set(prompt) == {"4", "5", "30:100", "30:2", "8", "9", "11"}  # last_node_id is 99
+    assert inputs_of(prompt, "8")["samples"] == ["30:100", 0]
+    assert inputs_of(prompt, "30:100")["seed"] == 777
+    # Frontend 1.32 kept the saved ids.
+    assert "30:1" in ui_to_api(ui, OBJECT_INFO, frontend_version="1.32.9")
+
+
 def test_subgraph_widget_values_without_proxy_widgets_follow_the_input_order() -> None:
     prompt = ui_to_api(subgraph_workflow([778]), OBJECT_INFO)
     assert inputs_of(prompt, "30:1")["seed"] == 778
@@ -1162,38 +1174,43 @@ def test_every_template_converts_as_the_servers_frontend_does(
     assert not differences, f"{len(differences)} templates differ: {json.dumps(shown, indent=1)}"
 
 
-def _output_type(object_info: dict[str, Any], class_type: str, slot: int) -> str:
-    kind = object_info[class_type]["output"][slot]
-    return "COMBO" if isinstance(kind, list) else str(kind)
+def _needed(prompt: dict[str, dict[str, Any]], classes: NodeDefinitions) -> list[str]:
+    """The nodes the server validates: output nodes and what they depend on."""
+    todo = [i for i, n in prompt.items() if getattr(classes.get(n["class_type"]), "output_node", False)]
+    seen: list[str] = []
+    while todo:
+        node_id = todo.pop()
+        if node_id in seen or node_id not in prompt:
+            continue
+        seen.append(node_id)
+        todo += [v[0] for v in prompt[node_id]["inputs"].values() if isinstance(v, list)]
+    return seen
 
 
-def _fits(output_type: str, input_type: Any) -> bool:
-    wanted = "COMBO" if isinstance(input_type, list) else str(input_type)
-    if "*" in (output_type, wanted) or output_type == wanted:
-        return True
-    return bool(set(output_type.split(",")) & set(wanted.split(",")))
-
-
-def _missing_inputs(prompt: dict[str, dict[str, Any]], object_info: dict[str, Any]) -> list[str]:
-    """Problems the server would report as missing inputs, dead links or wrong link types."""
+def _missing_inputs(prompt: dict[str, dict[str, Any]], classes: NodeDefinitions) -> list[str]:
+    """Problems the server would report as missing inputs, dead links or wrong link types, in
+    the nodes it validates."""
     problems = []
-    for node_id, api_node in prompt.items():
+    for node_id in _needed(prompt, classes):
+        api_node = prompt[node_id]
         class_type = api_node["class_type"]
-        inputs = object_info[class_type]["input"]
-        for name in inputs.get("required", {}):
-            if name not in api_node["inputs"]:
+        node_class = classes.get(class_type)
+        assert node_class is not None
+        live = node_class.live_inputs(api_node["inputs"])
+        for name, spec in live.items():
+            if spec.required and spec.type not in (AUTOGROW,) and name not in api_node["inputs"]:
                 problems.append(f"{node_id} ({class_type}): required input {name!r} missing")
         for name, value in api_node["inputs"].items():
             if not isinstance(value, list):
                 continue
             origin, slot = value
-            if origin not in prompt:
+            origin_class = classes.get(prompt[origin]["class_type"]) if origin in prompt else None
+            if origin_class is None:
                 problems.append(f"{node_id} ({class_type}): {name!r} linked to absent node {origin}")
                 continue
-            spec = inputs.get("required", {}).get(name) or inputs.get("optional", {}).get(name)
-            origin_type = _output_type(object_info, prompt[origin]["class_type"], slot)
-            if spec is not None and not _fits(origin_type, spec[0]):
-                problems.append(f"{node_id} ({class_type}): {name!r} gets {origin_type} from {origin}")
+            given = origin_class.outputs[slot].type
+            if name in live and not types_fit(given, live[name].type):
+                problems.append(f"{node_id} ({class_type}): {name!r} gets {given} from {origin}")
     return problems
 
 
@@ -1205,14 +1222,15 @@ def _classes_needed(ui: dict[str, Any]) -> set[str]:
     return {n["type"] for n in nodes} - local - VIRTUAL_NODE_TYPES
 
 
-def test_every_template_with_known_classes_gets_every_required_input(
+def test_every_template_with_known_classes_gives_its_outputs_every_required_input(
     server_line: str, templates: list[Template], server_object_info: dict[str, Any]
 ) -> None:
     convertible = [t for t in templates if _classes_needed(t.workflow) <= server_object_info.keys()]
+    classes = NodeDefinitions(server_object_info)
     problems = {}
     for template in convertible:
-        prompt = ui_to_api(template.workflow, server_object_info, strict=True)
-        found = _missing_inputs(prompt, server_object_info) if prompt else ["nothing to run"]
+        prompt = ui_to_api(template.workflow, classes, strict=True)
+        found = _missing_inputs(prompt, classes) if prompt else ["nothing to run"]
         if found:
             problems[template.name] = found
     print(f"\nComfyUI {server_line}: {len(convertible)} of {len(templates)} templates use only classes it has")

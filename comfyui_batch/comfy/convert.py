@@ -68,7 +68,7 @@ node's widget list, which shift the values after them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ..errors import ConversionError  # part of the package's error tree; re-exported here
@@ -94,6 +94,8 @@ MODE_BYPASS: Final = 4
 # Pseudo node ids used by links inside a subgraph definition for its own input and output.
 SUBGRAPH_INPUT_ID: Final = "-10"
 SUBGRAPH_OUTPUT_ID: Final = "-20"
+# Frontends from this one on renumber subgraph nodes whose id is taken (1.32.9 did not).
+UNIQUE_IDS_FRONTEND: Final = (1, 49)
 
 # Nodes that only exist in the GUI; the frontend marks them isVirtualNode.
 VIRTUAL_NODE_TYPES: Final = frozenset({"PrimitiveNode", "Reroute", "Note", "MarkdownNote"})
@@ -133,6 +135,8 @@ def ui_to_api(
     if not is_ui_format(ui):
         raise ConversionError("not a ComfyUI GUI workflow (expected 'nodes' and 'links' lists)")
     server = _Server.of(definitions, frontend_version)
+    if server.frontend >= UNIQUE_IDS_FRONTEND:
+        ui = _with_unique_node_ids(ui)
     placed = _flatten(_root_scope(ui), _Definitions.of(ui), server)
     flat = _Flat(placed, server, _primitive_values(placed))
     prompt = {p.exec_id: _convert_node(flat, p) for p in placed.values() if _is_emitted(p)}
@@ -266,6 +270,99 @@ class _Definitions:
 
 
 # --------------------------------------------------------------------------- reading the file
+
+
+def _with_unique_node_ids(ui: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The workflow with subgraph nodes renumbered where their id is already taken, by the root
+    graph or an earlier subgraph definition, as the frontend does on load (its
+    deduplicateSubgraphNodeIds): the ids of inner nodes are part of the prompt's node ids."""
+    definitions = ui.get("definitions")
+    subgraphs = definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
+    if not isinstance(definitions, Mapping) or not isinstance(subgraphs, list) or not subgraphs:
+        return ui
+    state = ui.get("state")
+    last = ui.get("last_node_id") if ui.get("version") == 0.4 else (state or {}).get("lastNodeId")
+    ids = _IdAllocator(last if isinstance(last, int) else 0)
+    for node in _list_of_maps(ui.get("nodes")):
+        if isinstance(node.get("id"), int):
+            ids.reserve(node["id"])
+    renumbered: list[Any] = []
+    remapped: dict[str, dict[str, int]] = {}
+    for subgraph in subgraphs:
+        if not isinstance(subgraph, Mapping):
+            renumbered.append(subgraph)
+            continue
+        mapping = ids.claim([_key(n.get("id")) for n in _list_of_maps(subgraph.get("nodes"))])
+        if mapping:
+            remapped[str(subgraph.get("id"))] = mapping
+        renumbered.append(_renumbered_subgraph(subgraph, mapping) if mapping else subgraph)
+    if not remapped:
+        return ui
+    renumbered = [_with_proxy_ids(s, remapped) if isinstance(s, Mapping) else s for s in renumbered]
+    nodes = [_with_proxy_ids(n, remapped) for n in _list_of_maps(ui.get("nodes"))]
+    return {**ui, "nodes": nodes, "definitions": {**definitions, "subgraphs": renumbered}}
+
+
+@dataclass
+class _IdAllocator:
+    """The frontend's node id bookkeeping while it loads a workflow (state.lastNodeId)."""
+
+    last: int
+    used: set[str] = field(default_factory=set)
+
+    def reserve(self, node_id: int) -> None:
+        self.used.add(str(node_id))
+
+    def claim(self, keys: Sequence[str]) -> dict[str, int]:
+        """Takes each id in turn; one already taken gets the next free number. Old -> new."""
+        mapping: dict[str, int] = {}
+        for key in keys:
+            if key in self.used:
+                self.last += 1
+                while str(self.last) in self.used:
+                    self.last += 1
+                mapping[key] = self.last
+                self.used.add(str(self.last))
+            else:
+                self.used.add(key)
+                if key.lstrip("-").isdigit() and int(key) > self.last:
+                    self.last = int(key)
+        return mapping
+
+
+def _renumbered_subgraph(subgraph: Mapping[str, Any], mapping: Mapping[str, int]) -> dict[str, Any]:
+    def new_id(old: Any) -> Any:
+        return mapping.get(_key(old), old)
+
+    nodes = [{**n, "id": new_id(n.get("id"))} for n in _list_of_maps(subgraph.get("nodes"))]
+
+    def new_link(entry: Any) -> Any:
+        if isinstance(entry, Mapping):
+            return {**entry, "origin_id": new_id(entry.get("origin_id")), "target_id": new_id(entry.get("target_id"))}
+        if isinstance(entry, list) and len(entry) >= 5:
+            return [entry[0], new_id(entry[1]), entry[2], new_id(entry[3]), *entry[4:]]
+        return entry
+
+    links = [new_link(entry) for entry in subgraph.get("links") or []]
+    return {**subgraph, "nodes": nodes, "links": links}
+
+
+def _with_proxy_ids(node: Mapping[str, Any], remapped: Mapping[str, Mapping[str, int]]) -> Mapping[str, Any]:
+    """An instance whose `proxyWidgets` name inner nodes that were renumbered, patched."""
+    mapping = remapped.get(_node_type(node))
+    properties = node.get("properties")
+    proxies = properties.get("proxyWidgets") if isinstance(properties, Mapping) else None
+    if not mapping or not isinstance(properties, Mapping) or not isinstance(proxies, list):
+        return node
+    patched = [
+        [str(mapping[_key(p[0])]), *p[1:]] if isinstance(p, list) and p and _key(p[0]) in mapping else p
+        for p in proxies
+    ]
+    return {**node, "properties": {**properties, "proxyWidgets": patched}}
+
+
+def _list_of_maps(raw: Any) -> list[Mapping[str, Any]]:
+    return [n for n in raw if isinstance(n, Mapping)] if isinstance(raw, list) else []
 
 
 def _collect_subgraphs(container: Mapping[str, Any], into: dict[str, Mapping[str, Any]]) -> None:
@@ -517,13 +614,19 @@ def _match_instance_inputs(
 
 def _promoted_target(scope: _Scope, index: int) -> tuple[Mapping[str, Any], str] | None:
     """The first inner (node, widget name) that subgraph input `index` feeds, if any."""
+    found = _promoted_target_id(scope, index)
+    return (scope.nodes[found[0]], found[1]) if found is not None else None
+
+
+def _promoted_target_id(scope: _Scope, index: int) -> tuple[str, str] | None:
+    """The first inner (node id, widget name) that subgraph input `index` feeds, if any."""
     for link_id, link in scope.links.items():
         if link.origin_id != SUBGRAPH_INPUT_ID or link.origin_slot != index:
             continue
         node = scope.nodes.get(link.target_id)
         name = _widget_name(_entry_for_link(node, link_id, link.target_slot)) if node else None
         if node is not None and name is not None:
-            return node, name
+            return link.target_id, name
     return None
 
 
@@ -962,7 +1065,15 @@ def _resolve_instance_input(flat: _Flat, instance: _Placed, index: int, visited:
         return source
     if index in instance.instance.widget_values:
         return _Constant(instance.instance.widget_values[index])
-    return None  # the inner node keeps its own widget value
+    # The instance's widget for this input shows the inner widget it was promoted from, and
+    # other inner inputs fed by the same subgraph input get that widget's value too. (The inner
+    # node itself keeps its own value: the same.)
+    target = _promoted_target_id(instance.instance.scope, index)
+    inner = flat.placed.get(":".join((*instance.path, instance.local_id, target[0]))) if target else None
+    if target is None or inner is None:
+        return None
+    values = _widget_inputs(inner.node, flat.server.classes.get(inner.type), flat.server.frontend)
+    return _Constant(values[target[1]]) if target[1] in values else None
 
 
 def _resolve_output(flat: _Flat, item: _Placed, slot: int, wanted: str, visited: set[tuple[str, str, int]]) -> _Source:
