@@ -4,7 +4,7 @@ Every ComfyUI server serves its frontend at GET /. `Frontend` loads it once in a
 page, then for each workflow calls the app's own `app.loadGraphData(workflow)` and
 `app.graphToPrompt()` (the globals `window.app` of frontends 1.32 to 1.49) and returns the `output`
 exactly as the Queue button would POST it (through JSON, so `undefined` fields vanish as they do
-on the wire). One page serves any number of workflows.
+on the wire). One page serves any number of workflows (reloaded every RELOAD_EVERY loads).
 
 What is neutralised, because it is random, clock-dependent or interactive:
 - the `Comfy.DynamicPrompts` extension (`{a|b}` choices at random in prompt text) and
@@ -12,8 +12,9 @@ What is neutralised, because it is random, clock-dependent or interactive:
   disabled through the `Comfy.Extension.Disabled` setting;
 - drawing: the canvas's render loop is paused, the window is small and WebGL is off (drawing does
   not change the prompt, and is most of the time a load takes on a small machine);
-- first-run tours, the minimap, and workflow persistence (each load would otherwise add a tab and a draft in
-  localStorage and get slower and slower); the previous workflow's tab is closed after each load;
+- first-run tours, the minimap, and workflow persistence (each load would otherwise add a tab and
+  a draft in localStorage and get slower and slower); the previous workflow's tab is closed after
+  each load;
 - dialogs about missing nodes, models and media (load options of both frontend lines).
 """
 
