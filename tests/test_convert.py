@@ -749,6 +749,19 @@ def test_a_subgraph_node_whose_id_the_workflow_already_uses_is_renumbered_as_the
     assert "30:1" in ui_to_api(ui, OBJECT_INFO, frontend_version="1.32.9")
 
 
+def test_an_inner_socket_fed_by_a_promoted_widget_gets_that_widgets_value() -> None:
+    # The seed input also feeds a PreviewAny's socket: the instance shows no value of its own, so
+    # the socket gets the value of the KSampler's seed widget that was promoted.
+    ui = subgraph_workflow([])
+    sub = ui["definitions"]["subgraphs"][0]
+    sub["inputs"][1]["linkIds"].append(8)
+    sub["nodes"].append(node(12, "PreviewAny", inputs=[inp("source", "*", 8)]))
+    sub["links"].append(link(8, -10, 1, 12, 0, "*"))
+    prompt = ui_to_api(ui, OBJECT_INFO)
+    assert inputs_of(prompt, "30:12") == {"source": 5}
+    assert inputs_of(prompt, "30:1")["seed"] == 5
+
+
 def test_subgraph_widget_values_without_proxy_widgets_follow_the_input_order() -> None:
     prompt = ui_to_api(subgraph_workflow([778]), OBJECT_INFO)
     assert inputs_of(prompt, "30:1")["seed"] == 778

@@ -34,6 +34,7 @@ match exactly) and those values dropped.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -61,7 +62,7 @@ NEWEST_FRONTEND: Final[FrontendVersion] = (1, 49, 6)
 
 
 def parse_frontend_version(text: str | None) -> FrontendVersion:
-    """ "1.32.9" -> (1, 32, 9); the newest known frontend when unknown or unreadable."""
+    """(1, 32, 9) for "1.32.9"; the newest known frontend when unknown or unreadable."""
     parts = text.split(".") if isinstance(text, str) else []
     if not parts or not all(p.isdigit() for p in parts):
         return NEWEST_FRONTEND
@@ -205,6 +206,15 @@ def _default(spec: Input) -> Any:
     if spec.widget_type == "CHART":
         data = spec.options.get("data")
         return data if data else {}
+    if spec.widget_type == "VIDEO_EDIT":
+        features = spec.options.get("features")
+        features = features if isinstance(features, list) else ["trim", "crop"]
+        value: dict[str, Any] = {}
+        if "trim" in features:
+            value["trim"] = {"start_time": 0, "duration": 0}
+        if "crop" in features:
+            value["crop"] = {"x": 0, "y": 0, "width": 0, "height": 0}
+        return value
     if spec.widget_type == "GALLERIA":
         images = spec.options.get("images")
         return images if images else []
@@ -286,7 +296,7 @@ class _Slot:
 def _configure(node: NodeClass, saved: Sequence[Any], frontend: FrontendVersion) -> list[_Slot]:
     """Replay LGraphNode.configure: hand the saved values out to the widgets in order, a
     DynamicCombo replacing its children as soon as it gets its value."""
-    slots = [_Slot(w, w.default) for w in node_widgets(node, frontend)]
+    slots = [_Slot(w, copy.deepcopy(w.default)) for w in node_widgets(node, frontend)]
     values = _migrate_force_input(node, slots, list(saved))
     position = 0
     k = 0
@@ -337,7 +347,7 @@ def _select_option(slots: list[_Slot], k: int) -> None:
     slots[:] = [s for s in slots if not s.widget.name.startswith(prefix)]
     k = next(i for i, s in enumerate(slots) if s.widget is combo)
     children = _dynamic_children(combo.spec, slots[k].value)
-    slots[k + 1 : k + 1] = [_Slot(w, w.default) for w in children]
+    slots[k + 1 : k + 1] = [_Slot(w, copy.deepcopy(w.default)) for w in children]
 
 
 def _migrate_force_input(node: NodeClass, slots: Sequence[_Slot], values: list[Any]) -> list[Any]:
