@@ -40,9 +40,10 @@ Decisions where the frontend gave no single answer:
   server will reject the prompt. `unknown_class_types()` lists them, and `strict=True` turns them
   into a `ConversionError` instead.
 - A muted or bypassed subgraph / group-node instance placed in the workflow itself hides all of
-  its inner nodes (frontend 1.49 does this; 1.32.9 still ran them); one nested in a subgraph does
-  not (graphToPrompt expands nested instances whatever their mode), and a bypassed instance
-  passes its inputs through to its outputs like any bypassed node.
+  its inner nodes, whatever the frontend version (1.49 does this; 1.32.9 still ran them, which no
+  template of its line relies on); one nested in a subgraph does not (graphToPrompt expands
+  nested instances whatever their mode), and a bypassed instance passes its inputs through to its
+  outputs like any bypassed node.
 - Text is sent as saved. The GUI rewrites two things while queueing that the server does not:
   `{a|b}` choices and `//`, `/* */` comments in `dynamicPrompts` text inputs (CLIPTextEncode's
   text, at random), and `%date:...%` / `%Node.widget%` in the `filename_prefix` of save nodes.
