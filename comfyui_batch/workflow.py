@@ -195,7 +195,7 @@ def load_workflow(path: Path, definitions: NodeDefinitions | None = None) -> Wor
 
 def _converted(path: Path, ui: Mapping[str, Any], definitions: NodeDefinitions) -> Graph:
     try:
-        graph = ui_to_api(ui, definitions.raw)
+        graph = ui_to_api(ui, definitions)
     except ConversionError as e:
         raise ConversionError(
             f"cannot convert this GUI-format workflow: {e.problem}", e.node_id, e.class_type, file=path
