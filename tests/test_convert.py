@@ -1174,6 +1174,8 @@ def test_the_template_set_is_there(server_line: str, templates: list[Template]) 
     assert len(templates) >= {"0.3.75": 180, "0.33.0": 500}[server_line]
 
 
+@pytest.mark.corpus
+@pytest.mark.timeout(1800)  # the frontend's pass over 500 templates takes minutes on a busy machine
 def test_every_template_converts_as_the_servers_frontend_does(
     server_line: str,
     templates: list[Template],
@@ -1248,6 +1250,7 @@ def _classes_needed(ui: dict[str, Any]) -> set[str]:
     return {n["type"] for n in nodes} - local - VIRTUAL_NODE_TYPES
 
 
+@pytest.mark.corpus
 def test_every_template_with_known_classes_gives_its_outputs_every_required_input(
     server_line: str, templates: list[Template], server_object_info: dict[str, Any]
 ) -> None:
