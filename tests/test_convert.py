@@ -277,7 +277,7 @@ def txt2img(*, lora_mode: int = 0) -> dict[str, Any]:
     )
 
 
-# --------------------------------------------------------------------------- the shared fixture
+# --------------------------------------------------------------------------- the SD1.5 fixture
 
 
 def test_sd15_fixture_converts_exactly_as_the_gui_exports_it() -> None:
