@@ -1066,7 +1066,8 @@ def test_widget_input_name_tells_which_input_a_saved_value_feeds() -> None:
 # --------------------------------------------------------------------------- the template sets
 
 # Inputs whose value only a browser can make: the Load3D extension renders the scene and uploads
-# captures when the prompt is queued (see convert.py's docstring). Class -> input names.
+# captures when the prompt is queued (see convert.py's docstring). The harness turns WebGL off, so
+# there it sends the saved value as we do; a browser with WebGL would not. Class -> input names.
 BROWSER_MADE_INPUTS = {"Load3D": frozenset({"image"}), "Load3DAdvanced": frozenset({"viewport_state"})}
 # Inputs where the frontend is wrong and the server would reject what it sends:
 # (line, template, node id, input) -> why we differ.
