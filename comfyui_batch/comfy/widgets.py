@@ -24,6 +24,10 @@ How the widget list is built, in order:
   saved values go to them.
 - Autogrow inputs (`COMFY_AUTOGROW_V3`, names like `images.image0`) and MatchType inputs are sockets
   only; their links are named by the saved inputs.
+- Widgets of the frontend's own extensions: Load3D's three buttons (sent with their labels)
+  before its viewport; CustomCombo's hidden `index` (saved; sent as the position of the chosen
+  option) and its `option1`, `option2`, ... fields, one more each time the last one gets a value;
+  1.32's PreviewAny `preview` text (sent empty, not saved).
 
 Values: a widget takes the next saved value; when the saved list runs out, the rest keep the value a
 freshly created widget has (the input's default, else the type's). A combo left without a value
