@@ -8,8 +8,9 @@ frontends 1.32 to 1.49), then replaying how `LGraphNode.configure` hands the val
 the node definition and the saved values come in, named values go out.
 
 How the widget list is built, in order:
-- Inputs in `input_order` (required, then optional), then any not listed there. Inputs added by
-  the frontend's own extensions come last (the upload button of media combos, the audio player);
+- Inputs as the node definitions model lists them: required, then optional, each in
+  `input_order`. (The frontend puts a required input missing from `input_order` after the optional
+  ones; no server line sends one.) Inputs added by the frontend's own extensions come last (the upload button of media combos, the audio player);
   see EXTENSION_INPUTS.
 - An input makes a widget when its type (or its `widgetType` option) has a widget constructor
   (WIDGET_TYPES) and it is not `forceInput`.
