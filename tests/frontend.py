@@ -37,9 +37,10 @@ SETTINGS: Mapping[str, Any] = {
 }
 # A small window: nothing is looked at, and every load draws the graph and its DOM widgets.
 VIEWPORT = {"width": 480, "height": 360}
-# Bounds: the app's start (it fetches /object_info and every extension), one workflow's load.
+# Bounds: the app's start (it fetches /object_info and every extension), one workflow's load and
+# conversion.
 START_TIMEOUT_MS = 120_000
-LOAD_TIMEOUT_MS = 60_000
+CONVERT_TIMEOUT_MS = 60_000
 
 # Load options of 1.32 (show*Dialog) and 1.49 (skipAssetScans and after); each ignores the others'.
 _CONVERT_JS = """async ([workflow, timeoutMs]) => {
@@ -48,22 +49,25 @@ _CONVERT_JS = """async ([workflow, timeoutMs]) => {
     showMissingNodesDialog: false, showMissingModelsDialog: false,
     skipAssetScans: true, deferWarnings: true, silentAssetErrors: true,
   };
+  const convert = async () => {
+    await window.app.loadGraphData(workflow, true, false, null, options);
+    // Some widgets settle in animation frames (match types, autogrow); a user clicks later still.
+    await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+    const { output } = await window.app.graphToPrompt();
+    for (const open of [...store.openWorkflows]) {
+      if (open !== store.activeWorkflow) await store.closeWorkflow(open);
+    }
+    return JSON.stringify(output);
+  };
   let timer;
   const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`loadGraphData took over ${timeoutMs} ms`)), timeoutMs);
+    timer = setTimeout(() => reject(new Error(`no prompt after ${timeoutMs} ms`)), timeoutMs);
   });
   try {
-    await Promise.race([timeout, window.app.loadGraphData(workflow, true, false, null, options)]);
+    return await Promise.race([timeout, convert()]);
   } finally {
     clearTimeout(timer);
   }
-  // Some widgets settle in animation frames (match types, autogrow); a user clicks later still.
-  await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
-  const { output } = await window.app.graphToPrompt();
-  for (const open of [...store.openWorkflows]) {
-    if (open !== store.activeWorkflow) await store.closeWorkflow(open);
-  }
-  return JSON.stringify(output);
 }"""
 
 
@@ -116,7 +120,7 @@ class Frontend:
 
         self.page.on("pageerror", on_error)
         try:
-            text = self.page.evaluate(_CONVERT_JS, [workflow, LOAD_TIMEOUT_MS])
+            text = self.page.evaluate(_CONVERT_JS, [workflow, CONVERT_TIMEOUT_MS])
         except Exception as e:  # Playwright reports page exceptions as its own Error
             raise FrontendError(f"{e}; page errors: {errors}") from None
         finally:
