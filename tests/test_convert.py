@@ -1195,9 +1195,11 @@ def test_every_template_converts_as_the_servers_frontend_does(
         if found:
             differences[template.name] = found
     equal = len(templates) - len(differences)
+    excused = sum(1 for key in FRONTEND_BUGS if key[0] == server_line)
     print(
         f"\nComfyUI {server_line}, frontend {frontend_run.version}: {equal} / {len(templates)} templates convert "
-        f"equal to the frontend's graphToPrompt (frontend run {frontend_run.seconds:.0f} s)"
+        f"equal to the frontend's graphToPrompt, {excused} input(s) excused as frontend bugs "
+        f"(frontend run {frontend_run.seconds:.0f} s)"
     )
     shown = {name: found[:5] for name, found in list(differences.items())[:20]}
     assert not differences, f"{len(differences)} templates differ: {json.dumps(shown, indent=1)}"
