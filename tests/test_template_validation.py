@@ -21,14 +21,16 @@ from comfyui_batch.errors import ConversionError
 
 def definitions(url: str) -> NodeDefinitions:
     with ComfyClient(ServerAddress.parse(url)) as client:
-        return NodeDefinitions.parse(client.object_info(), client.node_replacements())
+        return NodeDefinitions.parse(client.object_info(), client.node_replacements(), client.system_stats())
 
 
 def converted(paths: list[Path], defs: NodeDefinitions) -> dict[str, dict[str, Any]]:
     prompts = {}
     for path in paths:
         try:
-            prompts[path.stem] = ui_to_api(json.loads(path.read_text(encoding="utf-8")), defs.raw)
+            prompts[path.stem] = ui_to_api(
+                json.loads(path.read_text(encoding="utf-8")), defs, frontend_version=defs.frontend_version
+            )
         except ConversionError:
             continue  # counted by the conversion tests
     return prompts
