@@ -49,10 +49,11 @@ def test_every_template_the_server_accepts_passes_pre_flight(
     defs = definitions(server.url)  # now listing the placeholders
     prompts = converted(paths, defs)
     false_problems: dict[str, list[str]] = {}
-    accepted = rejected = missed = 0
+    accepted = rejected = 0
+    missed: dict[str, Any] = {}
     with worker_held(server.url):
         for name, prompt in prompts.items():
-            ok, _ = server_verdict(server.url, prompt)
+            ok, reply = server_verdict(server.url, prompt)
             problems = validate([(1, prompt)], defs)
             if ok:
                 accepted += 1
@@ -60,10 +61,14 @@ def test_every_template_the_server_accepts_passes_pre_flight(
                     false_problems[name] = [f"{p.place}: {p.message}" for p in problems]
             else:
                 rejected += 1
-                missed += not problems
+                if not problems:
+                    missed[name] = reply
     summary = (
         f"ComfyUI {server_line}: {len(paths)} templates, {len(prompts)} converted; the server accepts {accepted}, "
-        f"rejects {rejected} (pre-flight finds nothing in {missed} of those); false problems in {len(false_problems)}"
+        f"rejects {rejected} (pre-flight finds nothing in {len(missed)} of those: {sorted(missed)}); "
+        f"false problems in {len(false_problems)}"
     )
     print(summary)
+    for name, reply in missed.items():
+        print(f"  missed in {name}: {str(reply)[:600]}")
     assert not false_problems, summary + "\n" + "\n".join(f"{n}: {p[:3]}" for n, p in false_problems.items())
