@@ -148,11 +148,14 @@ def reach_servers(
             found = client.object_info(classes)
             if classes <= found.keys():
                 return NodeDefinitions.parse(found)
-        # Every definition: a GUI-format file needs them to convert, and for a class the server
-        # lacks they name its near names. The server may also replace a deprecated class.
-        with ThreadPoolExecutor(2) as pool:
-            everything, replacements = pool.submit(client.object_info), pool.submit(client.node_replacements)
-            return NodeDefinitions.parse(everything.result(), replacements.result())
+        # Every definition: a GUI-format file needs them to convert (and which GUI the server
+        # serves, whose rules it follows), and for a class the server lacks they name its near
+        # names. The server may also replace a deprecated class.
+        with ThreadPoolExecutor(3) as pool:
+            replies = [
+                pool.submit(call) for call in (client.object_info, client.node_replacements, client.system_stats)
+            ]
+            return NodeDefinitions.parse(*(reply.result() for reply in replies))
 
     with ThreadPoolExecutor(len(clients)) as pool:
         attempts = [pool.submit(ask, client) for client in clients]
