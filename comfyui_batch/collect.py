@@ -24,7 +24,7 @@ class Downloader(Protocol):
     """What collecting needs of a server (comfy.client.ComfyClient has it)."""
 
     def history(self, prompt_id: str) -> HistoryEntry | None: ...
-    def download(self, ref: FileRef, sink: IO[bytes]) -> int: ...
+    def download(self, ref: FileRef, sink: IO[bytes], cancel: threading.Event | None = None) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,14 @@ class SaveTo:
 def collect(server: Downloader, finished: Finished, stop: threading.Event, target: SaveTo | None) -> tuple[str, ...]:
     """Saves every output of the prompt not saved already and returns the paths of all, in the
     server's order; without a target (saving is off), the server's names. Raises JobFailed if the prompt failed or an output cannot be saved
-    safely, CannotSave for our disk, SaveStopped when `stop` is set."""
+    safely, CannotSave for our disk, Cancelled when `stop` is set."""
     entry = finished.entry or server.history(finished.prompt_id)
     if entry is None:
         raise JobFailed(f"prompt {finished.prompt_id} finished but the server has no history for it")
     if not entry.succeeded:
         raise JobFailed(entry.error or "failed")
+    if entry.problems:
+        raise JobFailed("the server lists outputs it does not name usably: " + "; ".join(entry.problems))
     for ref in entry.files:
         check_relative_name(ref.subfolder, "subfolder from the server")
         check_relative_name(ref.filename, "file name from the server")
@@ -88,7 +90,7 @@ def _announcer(journal: Journal, finished: Finished, slot: str, ref: FileRef) ->
 
 def _save(server: Downloader, ref: FileRef, target: SaveTo, announce: Announce, stop: threading.Event) -> SavedFile:
     def download(sink: IO[bytes]) -> None:
-        server.download(ref, sink)
+        server.download(ref, sink, stop)
 
     try:
         return target.folder.save(download, ref.filename, announce, stop)

@@ -1,4 +1,5 @@
-"""What `--dry-run` shows and writes: one line per job, and each job's final API workflow."""
+"""What `--dry-run` shows and writes: the number of jobs, one line per job (texts in full, as
+they will be sent), and each job's final API workflow."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from .errors import BadInput
 from .plan import PlannedJob
 from .workflow import SEED_FIELDS
 
-VALUE_WIDTH: Final = 48  # longer texts (prompts) are cut in job lines
+VALUE_WIDTH: Final = 48  # longer values that are not text are cut in job lines
+
+
+def count_line(shown: int, total: int) -> str:
+    """`12 jobs`, or `3 of 12 jobs still to run` when resuming."""
+    if shown == total:
+        return f"{total:,} job{'' if total == 1 else 's'}"
+    return f"{shown:,} of {total:,} jobs still to run"
 
 
 def describe_jobs(plans: Sequence[PlannedJob], order: Iterable[str] = ()) -> list[str]:
@@ -83,5 +91,7 @@ def _seeds_text(seeds: list[tuple[str, str, Any]]) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    if isinstance(value, str):
+        return repr(value)  # in full: the text as drawn and sent is what a dry run is for
+    text = json.dumps(value, default=str)
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 2] + "…" + text[-1]

@@ -8,10 +8,15 @@
     ├── UnsafePath                  a name would put a file outside the output folder
     ├── ServerUnreachable           no answer from a server: exit 3
     ├── ServerError                 the server answered, but not as the protocol says
+    │   ├── NotComfyUI              what answers is not ComfyUI (wrong port, another web app)
+    │   └── AccessDenied            the server, or its proxy, wants credentials we lack
     ├── CannotSave                  outputs or the manifest cannot be written (a full disk):
     │                               the run stops, resumable
+    ├── Cancelled                   stopped because the caller asked (Ctrl-C)
+    ├── LaunchFailed                a ComfyUI we start (--comfyui) did not come up: exit 3
     └── JobFailed                   one job failed; the batch goes on (exit 1 at the end)
-        └── PromptRejected          POST /prompt answered 400 (node_errors)
+        ├── PromptRejected          POST /prompt answered 400 (node_errors)
+        └── DownloadLimit           an output is larger, or slower to come, than allowed
 
 Only `cli.main` turns these into messages and exit codes.
 """
@@ -95,9 +100,22 @@ class ServerError(BatchError):
     """The server answered something a ComfyUI server should not."""
 
 
+class NotComfyUI(ServerError):
+    """The address answers, but not as ComfyUI would: another web app, a login page, a port
+    of something else. `str()` says what answered and to check the address."""
+
+
+class AccessDenied(ServerError):
+    """HTTP 401 or 403: credentials missing or refused. Never quotes them."""
+
+
 class CannotSave(BatchError):
     """Our side cannot write: the output folder or the manifest (a full disk, no permission).
     Every later job would fail the same way, so the run stops and can be resumed."""
+
+
+class Cancelled(BatchError):
+    """An operation stopped because the caller asked it to (the first Ctrl-C)."""
 
 
 class JobFailed(BatchError):
@@ -106,3 +124,30 @@ class JobFailed(BatchError):
 
 class PromptRejected(JobFailed):
     """POST /prompt refused the workflow (validation errors)."""
+
+
+class DownloadLimit(JobFailed):
+    """An output is larger than the download size limit, or took longer than its time bound.
+    Trying again would fail the same way."""
+
+
+class LaunchFailed(BatchError):
+    """A ComfyUI server we were asked to start (--comfyui) did not come up: exit 3."""
+
+    def __init__(
+        self,
+        problem: str,
+        python: Path,
+        log: Path | None = None,
+        tail: Sequence[str] = (),
+        missing_module: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.python = python
+        self.log = log
+        self.tail = tuple(tail)
+        self.missing_module = missing_module  # the import that failed, when that is the reason
+        text = problem
+        if log is not None:
+            text += f"\nlast lines of its log ({log}):\n" + "\n".join(f"  {line}" for line in self.tail)
+        super().__init__(text)

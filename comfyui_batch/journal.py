@@ -9,6 +9,7 @@ truth for what is queued where and what is saved:
     {"event": "queued", ...}                  the server took it
     {"event": "ok" | "failed" | "cancelled"}  the job ended (JobRecord, all of them)
     {"event": "saving", "job": 3, "path": …}  an output is about to get its final name (FileRecord)
+    {"event": "made", "kind": …, "file": …}   a file the gallery made: a page, a grid (MadeRecord)
 
 A job's last JobRecord is its state. A file is saved when a FileRecord names it and the file at
 that path has the recorded size and SHA-256: a crash between the record and the rename leaves
@@ -42,12 +43,17 @@ class Status(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"  # taken off the server by us (Ctrl-C, --fail-fast)
     SKIPPED = "skipped"  # done by an earlier run (--resume)
+    WAITING = "waiting"  # shown by the gallery: not finished yet in this run (never written)
 
     def __str__(self) -> str:
         return self.value
 
     def __format__(self, spec: str) -> str:
         return format(self.value, spec)
+
+    def __hash__(self) -> int:
+        # As its text: a status and its text are the same key (`Status.OK == "ok"` already holds).
+        return hash(self.value)
 
 
 # Records that say where a job's prompt may be; resume looks the prompt up instead of re-running.
@@ -89,6 +95,9 @@ class JobRecord:
     started_at: float | None = None
     finished_at: float | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))  # also given as its text
+
     @property
     def prompt(self) -> PromptRef | None:
         if self.prompt_id and self.server:
@@ -110,7 +119,17 @@ class FileRecord:
     source: str  # the server's name for it: type/subfolder/filename
 
 
-Record = RunRecord | JobRecord | FileRecord
+@dataclass(frozen=True)
+class MadeRecord:
+    """A file the presentation made for the batch (gallery page, grid, contact sheet), so it is
+    never taken for an output and may be replaced by the next run."""
+
+    kind: str
+    file: str
+    details: Mapping[str, Any] = field(default_factory=dict)  # written beside kind and file
+
+
+Record = RunRecord | JobRecord | FileRecord | MadeRecord
 
 
 def to_json(record: Record) -> dict[str, Any]:
@@ -125,6 +144,8 @@ def to_json(record: Record) -> dict[str, Any]:
             "servers": list(record.servers),
             "started": record.started,
         }
+    if isinstance(record, MadeRecord):
+        return {**record.details, "event": "made", "kind": record.kind, "file": record.file}
     if isinstance(record, FileRecord):
         return {
             "event": "saving",
@@ -167,6 +188,9 @@ def from_json(data: Any) -> Record | None:
                 tuple(str(s) for s in data.get("servers") or ()),
                 str(data.get("started") or ""),
             )
+        if event == "made":
+            details = {k: v for k, v in data.items() if k not in ("event", "kind", "file")}
+            return MadeRecord(_str(data["kind"]), _str(data["file"]), details)
         job = data.get("job")
         if not isinstance(job, int) or isinstance(job, bool):
             return None
@@ -217,20 +241,29 @@ class JobHistory:
     files: list[FileRecord] = field(default_factory=list)  # oldest first
 
 
-def job_histories(records: Iterable[Record], batch_file: str) -> dict[int, JobHistory]:
-    """Each job's last state and its file records, counting from this batch's last fresh run (a
-    plain re-run starts a new history; resumed runs continue the one before them). Runs of
-    another batch file of the same name, saving into the same folder, are skipped."""
-    jobs: dict[int, JobHistory] = {}
+def current_history(records: Iterable[Record], batch_file: str) -> list[Record]:
+    """One batch's records since its last fresh run: a plain re-run starts a new history,
+    resumed runs continue the one before them. Runs of another batch file of the same name,
+    saving into the same folder, are skipped. `batch_file` is the resolved path runs record."""
+    history: list[Record] = []
     ours = True
     for record in records:
         if isinstance(record, RunRecord):
             ours = record.batch_file == batch_file
             if ours and not record.resume:
-                jobs.clear()
-        elif ours and isinstance(record, JobRecord):
+                history.clear()
+        elif ours:
+            history.append(record)
+    return history
+
+
+def job_histories(records: Iterable[Record], batch_file: str) -> dict[int, JobHistory]:
+    """Each job's last state and its file records in the batch's current history."""
+    jobs: dict[int, JobHistory] = {}
+    for record in current_history(records, batch_file):
+        if isinstance(record, JobRecord):
             jobs.setdefault(record.job, JobHistory()).last = record
-        elif ours and isinstance(record, FileRecord):
+        elif isinstance(record, FileRecord):
             jobs.setdefault(record.job, JobHistory()).files.append(record)
     return jobs
 

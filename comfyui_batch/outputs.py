@@ -8,8 +8,9 @@ caller (who journals it, see journal.FileRecord), and only then given to the fil
 link that fails rather than overwrite. So after a crash at any moment the journal names every
 file that may have appeared, and `holds` tells whether it did.
 
-Only files this tool provably made are ever removed: its own temporary files, and temporary
-folders of runs that are no longer alive (each run holds a lock on its folder while it lives).
+Only files this tool provably made are ever removed: its own temporary files, temporary folders
+of runs that are no longer alive (each run holds a lock on its folder while it lives), and
+scratch files (`scratch_path`) abandoned for an hour.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import hashlib
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from typing import IO, Any, cast
 
 from PIL import Image, UnidentifiedImageError
 
-from .errors import CannotSave, UnsafePath
+from .errors import Cancelled, CannotSave, UnsafePath
 from .filetypes import HEAD_BYTES, mismatch
 from .journal import FileRecord
 
@@ -93,10 +95,6 @@ class CorruptOutput(Exception):
     """A downloaded file failed its check; worth one more download."""
 
 
-class SaveStopped(Exception):
-    """The run is stopping: the save was abandoned before the file got its name."""
-
-
 class OutputFolder:
     """Writes files under one folder: never a partial file, never over an existing one.
     Thread-safe: downloads for several jobs save concurrently. `prepare` before saving,
@@ -133,7 +131,7 @@ class OutputFolder:
     ) -> SavedFile:
         """Calls `write(file)` into a temporary file, checks the content, announces the final
         name and gives it to the file. Raises CorruptOutput (the bytes are not what the name
-        says), SaveStopped (`stop` was set) or CannotSave (our disk)."""
+        says), Cancelled (`stop` was set) or CannotSave (our disk)."""
         assert self._temp is not None, "prepare() first"
         extension = extension_of(source_name)
         temp = self._temp.new_file()
@@ -161,7 +159,7 @@ class OutputFolder:
             number = self._last[1] + 1 if self._last[0] == stamp else 1
             while True:
                 if self._closed or (stop is not None and stop.is_set()):
-                    raise SaveStopped
+                    raise Cancelled("not saved: the run is stopping")
                 final = self.directory / output_name(self.prefix, when, number, extension)
                 if not os.path.lexists(final):
                     announce(final, size, digest)
@@ -202,6 +200,27 @@ def check_image(path: Path, source_name: str) -> None:
         raise CorruptOutput(f"{source_name}: the server sent an image that does not decode ({e})") from e
 
 
+# A scratch file (scratch_path) is written and renamed within moments; one this old was left
+# by a process that died mid-write.
+SCRATCH_MAX_AGE = 3600.0
+
+
+def scratch_path(directory: Path) -> Path:
+    """A temporary name for a file about to be written and renamed into `directory` (the
+    gallery's pages and grids): in our hidden folder, where no output can ever be."""
+    root = directory / TEMP_FOLDER
+    root.mkdir(parents=True, exist_ok=True)
+    return root / f"{uuid.uuid4().hex}.part"
+
+
+def tidy(directory: Path) -> None:
+    """Removes our hidden folder from `directory` if nothing is left in it."""
+    try:
+        (directory / TEMP_FOLDER).rmdir()
+    except OSError:
+        pass  # absent, or holding another run's files
+
+
 class TempArea:
     """This run's folder for files being downloaded, `<root>/<run>/`, locked while the run lives.
 
@@ -239,6 +258,13 @@ class TempArea:
 
 
 def _sweep(root: Path) -> None:
+    now = time.time()
+    for leftover in root.glob("*.part"):
+        try:
+            if _TEMP_FILE.fullmatch(leftover.name) and now - leftover.stat().st_mtime > SCRATCH_MAX_AGE:
+                leftover.unlink()
+        except OSError:
+            pass
     if fcntl is None:
         return
     for folder in root.iterdir():
@@ -276,7 +302,7 @@ class _Sink:
 
     def write(self, data: bytes) -> int:
         if self._stop is not None and self._stop.is_set():
-            raise SaveStopped
+            raise Cancelled("download stopped: the run is stopping")
         self._hash.update(data)
         self.size += len(data)
         return self._handle.write(data)

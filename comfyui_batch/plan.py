@@ -24,11 +24,13 @@ def resolve(batch: Batch, workflow: Workflow, jobs: list[Job]) -> list[PlannedJo
     """Checks every job against the workflow and plans it. All problems are reported at once,
     before anything is queued."""
     targets, problems = place_items(batch, workflow, dict.fromkeys(name for job in jobs for name in job.values))
+    seen: set[tuple[str, str]] = set()  # a value of a sweep or of generic_prompts is in many jobs: say it once
     for job in jobs:
         for name, value in job.values.items():
             problem = workflow.check_value(targets[name], value) if name in targets else None
-            if problem:
-                problems.append(BadInput(batch.path, batch.where(name, job.index - 1), problem))
+            if problem and (job.where(name), problem) not in seen:
+                seen.add((job.where(name), problem))
+                problems.append(BadInput(batch.path, job.where(name), problem))
     raise_all(problems)
     return [PlannedJob(job, partial(_graph_for, workflow, targets, job), _targets_of(job, targets)) for job in jobs]
 

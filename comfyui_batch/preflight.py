@@ -9,16 +9,16 @@ BadInput (exit 2) raised before anything is queued or uploaded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .batch import Batch, Job
 from .comfy.client import ComfyClient
+from .comfy.nodes import NodeDefinitions
 from .comfy.validate import check
 from .plan import PlannedJob, job_graphs, resolve
-from .uploads import LocalImages, find_local_images, server_input_files, upload_images, with_uploaded
+from .uploads import LocalImages, find_local_images, upload_images, with_uploaded
 from .workflow import Workflow, load_workflow
 
 
@@ -33,20 +33,22 @@ class Preflight:
 def prepare(
     batch: Batch,
     jobs: list[Job],
-    object_info: Mapping[str, Any] | None,
+    definitions: NodeDefinitions | None,
     *,
     validate: bool = True,
     cwd: Path | None = None,
 ) -> Preflight:
-    """`object_info`: the server's GET /object_info, None when no server is reachable (a dry
+    """`definitions`: the server's node definitions, None when no server is reachable (a dry
     run): then a GUI-format workflow cannot be converted (BadInput) and nothing is validated."""
-    workflow = load_workflow(batch.workflow_path, object_info)
+    workflow = load_workflow(batch.workflow_path, definitions)
     plans = resolve(batch, workflow, jobs)
-    images = find_local_images(batch, workflow, plans, cwd=cwd, server_files=server_input_files(object_info))
+    images = find_local_images(
+        batch, workflow, plans, cwd=cwd, server_files=definitions.input_files() if definitions else None
+    )
     plans = with_uploaded(plans, images)  # validated and exported as they will run
-    if validate and object_info is not None:
-        check(batch.path, job_graphs(plans), object_info, pending_files=images.pending_names(), total_jobs=len(plans))
-    return Preflight(workflow, plans, images, validated=validate and object_info is not None)
+    if validate and definitions is not None:
+        check(batch.path, job_graphs(plans), definitions, pending_files=images.pending_names(), total_jobs=len(plans))
+    return Preflight(workflow, plans, images, validated=validate and definitions is not None)
 
 
 def upload(preflight: Preflight, clients: Sequence[ComfyClient]) -> list[PlannedJob]:

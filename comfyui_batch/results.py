@@ -24,7 +24,10 @@ class JobResult:
     queued_at: float | None = None  # epoch seconds
     started_at: float | None = None
     finished_at: float | None = None
-    new_files: int = 0  # files this run saved (a resumed job may have some from before)
+    new_files: int | None = None  # files this run saved, if not all of them (some from before)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))  # also given as its text
 
     @property
     def ok(self) -> bool:
@@ -90,7 +93,11 @@ class Summary:
     @property
     def files(self) -> int:
         """Files this run saved."""
-        return sum(r.new_files for r in self.results) if self.saving else 0
+        if not self.saving:
+            return 0
+        return sum(
+            len(r.files) if r.new_files is None else r.new_files for r in self.results if r.status is not SKIPPED
+        )
 
     @property
     def listed(self) -> int:

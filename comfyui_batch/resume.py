@@ -5,10 +5,11 @@ journal and passes in the checks of the disk."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .batch import Job
+from .expand import with_seeds
 from .journal import ON_A_SERVER, FileRecord, JobHistory, PromptRef, Record, Status, job_histories
 
 
@@ -56,14 +57,14 @@ def plan_resume(
         if last is None:
             plan.todo.append(Todo(job, saved=_saved(history, holds)))
             continue
-        recorded = _with_recorded_seeds(job, last.values)
+        recorded = _with_recorded_seeds(job, last.values, last.made_of)
         if recorded is None:
             plan.notes.append(f"job {job.index} changed since the last run; running it again")
             plan.todo.append(Todo(job))
         elif last.status is Status.OK and (file_exists is None or all(file_exists(f) for f in last.files)):
             plan.done.append((recorded, last.files))
         elif last.status is Status.OK:
-            plan.notes.append(f"job {job.index}: some of its saved files are gone; saving them again")
+            plan.notes.append(f"job {job.index}: some of its saved files are gone; running it again")
             plan.todo.append(Todo(recorded, saved=_saved(history, holds)))
         else:
             earlier = last.prompt if last.status in ON_A_SERVER else None
@@ -83,12 +84,12 @@ def _saved(history: JobHistory, holds: Callable[[FileRecord], bool] | None) -> d
     return saved
 
 
-def _with_recorded_seeds(job: Job, recorded: Mapping[str, Any]) -> Job | None:
-    """The job with the seeds the earlier run drew, or None if the batch entry has changed."""
-    values = dict(job.values)
-    for name in job.drawn_seeds:
-        if isinstance(recorded.get(name), int):
-            values[name] = recorded[name]
-    if values != dict(recorded):
+def _with_recorded_seeds(job: Job, recorded: Mapping[str, Any], made_of: Mapping[str, Any]) -> Job | None:
+    """The job with the seeds the earlier run drew, and so its dynamic-prompt texts drawn again
+    from them; None if the batch entry has changed (or the texts cannot be drawn again)."""
+    seeds = {name: recorded[name] for name in job.drawn_seeds if isinstance(recorded.get(name), int)}
+    choice_seed = made_of.get("choice_seed")
+    again = with_seeds(job, seeds, choice_seed if isinstance(choice_seed, int) else None)
+    if again is None or again.values != dict(recorded):
         return None
-    return replace(job, values=values)
+    return again

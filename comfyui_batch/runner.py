@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -13,19 +12,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-from .batch import Batch, Job, expand_jobs, load_batch
+from .batch import Batch, Job, batch_rng, expand_jobs, load_batch
 from .collect import SaveTo, collect
-from .comfy.client import ComfyClient, ServerAddress
+from .comfy.client import ClientOptions, ComfyClient, ServerAddress
 from .comfy.events import EventStream
+from .comfy.launcher import Launcher, LaunchOptions
+from .comfy.nodes import NodeDefinitions
 from .comfy.validate import check
-from .dryrun import describe_jobs, export_workflows
+from .dryrun import count_line, describe_jobs, export_workflows
 from .errors import BadInput, CannotSave, ServerUnreachable
+from .expand import DEFAULT_MAX_JOBS, check_size
 from .journal import Journal, RunRecord, manifest_path, read_journal
-from .outputs import OutputFolder, check_prefix, holds
+from .outputs import OutputFolder, check_prefix, holds, tidy
 from .plan import PlannedJob, job_graphs
 from .preflight import Preflight, prepare, upload
+from .present import Presenter, PresentOptions, open_presenter, read_grid
 from .progress import Console, ConsoleReporter, Reporter
 from .results import SKIPPED, JobResult, Summary
 from .resume import ResumePlan, plan_resume
@@ -37,24 +39,39 @@ from .workflow import classes_used
 class RunOptions:
     batch_file: Path
     servers: Sequence[ServerAddress]
+    client: ClientOptions = field(default_factory=ClientOptions)  # certificates to trust, bounds on every call
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
     resume: bool = False
     validate: bool = True
     dry_run: bool = False
     export_workflows: Path | None = None  # with dry_run: each job's final workflow goes here
     report: Path | None = None
-    random_seed: int | None = None  # makes "random" seeds reproducible (tests)
+    random_seed: int | None = None  # makes "random" seeds reproducible (tests); else parameters.random_seed
+    max_jobs: int = DEFAULT_MAX_JOBS  # a batch that expands to more is refused before anything runs
+    launch: LaunchOptions | None = None  # start ComfyUI where it is not running (--comfyui)
+    rerun: str | None = None  # the command line that resumes this run, as the user typed it
+    present: PresentOptions = field(default_factory=PresentOptions)  # gallery, contact sheet
 
 
 def run_batch(options: RunOptions, console: Console, stop: StopRequest | None = None) -> Summary:
     batch = load_batch(options.batch_file)
-    jobs = expand_jobs(batch, random.Random(options.random_seed))
+    grid = read_grid(batch)
+    check_size(batch.expansion, options.max_jobs)  # counted before any job is made
+    jobs = expand_jobs(batch, batch_rng(batch, options.random_seed))
     check_prefix(batch.save.filename_prefix)
     reporter = ConsoleReporter(console)
+    for warning in batch.warnings:
+        reporter.warning(warning)
+    if not jobs:
+        reporter.warning(f"{batch.path} has no jobs (its 'prompts' list is empty): nothing to run")
+        return Summary(0, [], 0.0)
     todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan.fresh(jobs)
 
     with ExitStack() as stack:
-        clients = [stack.enter_context(ComfyClient(address)) for address in options.servers]
+        stack.callback(reporter.close)  # the live line is off the screen before any error message
+        if options.launch:
+            stack.enter_context(Launcher(options.launch, partial(server_log_path, batch), reporter))
+        clients = [stack.enter_context(ComfyClient(address, options.client)) for address in options.servers]
         client_id = str(uuid.uuid4())  # our prompts' events come to the sockets of this id
         scheduler = Scheduler(clients, client_id, reporter, options.scheduler)
         # The WebSockets connect while the batch is checked.
@@ -67,10 +84,23 @@ def run_batch(options: RunOptions, console: Console, stop: StopRequest | None = 
         target, journal = open_outputs(batch, stack)
         plans = {p.job.index: p for p in upload(checked, clients)}
         journal.append(run_record(batch, jobs, options))
+        presenter = open_presenter(
+            batch, grid, options.present, todo.done, todo.wanted, journal.path, journal.append, options.resume
+        )
+        stack.callback(presenter.stop)
         wait_for_streams(streams, reporter)
-        collector = partial(collect, target=target)
         return execute(
-            scheduler, todo, plans, collector, journal, len(jobs), options, reporter, stop or StopRequest(), target
+            scheduler,
+            todo,
+            plans,
+            partial(collect, target=target),
+            journal.path,
+            presenter,
+            len(jobs),
+            options,
+            reporter,
+            stop or StopRequest(),
+            saving=target is not None,
         )
 
 
@@ -79,29 +109,33 @@ def execute(
     todo: ResumePlan,
     plans: dict[int, PlannedJob],
     collector: Collector,
-    journal: Journal,
+    manifest: Path,
+    presenter: Presenter,
     total: int,
     options: RunOptions,
     reporter: Reporter,
     stop: StopRequest,
-    target: SaveTo | None,
+    saving: bool,
 ) -> Summary:
     """Runs what is left and sums it up. Ctrl-C, dead servers and a full disk end the run
-    early, never without a summary and the way to resume."""
+    early, never without a summary and the way to resume. Every journal record of a job goes
+    through `presenter`."""
     done = [JobResult(job, SKIPPED, files=files) for job, files in todo.done]
     reporter.started(total, [str(a) for a in options.servers], skipped=len(done))
+    presenter.start(reporter)
     started = time.monotonic()
     interrupted, error = False, None
     try:
-        interrupted = scheduler.run(todo.todo, plans, collector, journal.append, stop)
+        interrupted = scheduler.run(todo.todo, plans, collector, presenter.record, stop)
     except KeyboardInterrupt:
         interrupted = True
     except (ServerUnreachable, CannotSave) as e:
         error = e
     results = done + scheduler.results
     wall = time.monotonic() - started
-    summary = Summary(total, results, wall, scheduler.server_stats, interrupted, saving=target is not None)
-    finish(summary, options, reporter, journal.path)
+    summary = Summary(total, results, wall, scheduler.server_stats, interrupted, saving=saving)
+    finish(summary, options, reporter, manifest)
+    presenter.finish(summary.interrupted, reporter)
     if error:
         raise error
     return summary
@@ -110,8 +144,7 @@ def execute(
 def listen(clients: Sequence[ComfyClient], client_id: str, scheduler: Scheduler) -> dict[str, EventStream]:
     """Opens every server's WebSocket, in the background; their events go to the scheduler."""
     streams = {
-        str(c.address): EventStream(c.address, client_id, partial(scheduler.post_event, str(c.address)))
-        for c in clients
+        str(c.address): c.event_stream(client_id, partial(scheduler.post_event, str(c.address))) for c in clients
     }
     for stream in streams.values():
         stream.start()
@@ -131,7 +164,7 @@ def close_streams(streams: dict[str, EventStream]) -> None:
 
 def reach_servers(
     batch: Batch, jobs: list[Job], clients: list[ComfyClient], options: RunOptions, reporter: Reporter
-) -> list[dict[str, Any]] | None:
+) -> list[NodeDefinitions] | None:
     """Asks every server at once for what the pre-flight check needs, its node definitions,
     which also proves it answers: over a slow link that costs one round trip, not several per
     server. Only the workflow's classes for an API-format file; all of them to convert a
@@ -142,13 +175,22 @@ def reach_servers(
     classes = classes_used(batch.workflow_path)
     needed = options.validate or classes is None
 
-    def ask(client: ComfyClient) -> dict[str, Any]:
+    def ask(client: ComfyClient) -> NodeDefinitions:
         if not needed:
             client.system_stats()
-            return {}
-        found = client.object_info(classes)
-        # A class the server lacks will be reported: with the full list, so are its near names.
-        return found if classes is None or classes <= found.keys() else client.object_info()
+            return NodeDefinitions.parse({})
+        if classes is not None:
+            found = client.object_info(classes)
+            if classes <= found.keys():
+                return NodeDefinitions.parse(found)
+        # Every definition: a GUI-format file needs them to convert (and which GUI the server
+        # serves, whose rules it follows), and for a class the server lacks they name its near
+        # names. The server may also replace a deprecated class.
+        with ThreadPoolExecutor(3) as pool:
+            replies = [
+                pool.submit(call) for call in (client.object_info, client.node_replacements, client.system_stats)
+            ]
+            return NodeDefinitions.parse(*(reply.result() for reply in replies))
 
     with ThreadPoolExecutor(len(clients)) as pool:
         attempts = [pool.submit(ask, client) for client in clients]
@@ -170,7 +212,7 @@ def reach_servers(
 
 
 def preflight(
-    batch: Batch, jobs: list[Job], definitions: list[dict[str, Any]] | None, options: RunOptions
+    batch: Batch, jobs: list[Job], definitions: list[NodeDefinitions] | None, options: RunOptions
 ) -> Preflight:
     """Resolves every job and, unless told not to, validates it against every server's nodes
     and models: a typo in a model name is caught now, not after hours of queue."""
@@ -192,6 +234,7 @@ def preflight(
 def dry_run(
     checked: Preflight, batch: Batch, options: RunOptions, console: Console, reporter: Reporter, total: int
 ) -> Summary:
+    print(count_line(len(checked.plans), total), file=console.stdout)
     for line in describe_jobs(checked.plans, batch.items):
         print(line, file=console.stdout)
     if options.export_workflows:
@@ -229,6 +272,7 @@ def open_outputs(batch: Batch, stack: ExitStack) -> tuple[SaveTo | None, Journal
     output folder either way."""
     try:
         batch.save.output_directory.mkdir(parents=True, exist_ok=True)
+        stack.callback(tidy, batch.save.output_directory)  # last: after the gallery's and our saves
         journal = stack.enter_context(Journal(manifest_path(batch.save.output_directory, batch.path)))
         if not batch.save.enabled:
             return None, journal
@@ -257,7 +301,14 @@ def finish(summary: Summary, options: RunOptions, reporter: Reporter, manifest: 
         )
 
 
+def server_log_path(batch: Batch, port: int) -> Path:
+    """Where a ComfyUI we start writes its log: beside the manifest."""
+    return manifest_path(batch.save.output_directory, batch.path).with_name(f"{batch.path.stem}.comfyui-{port}.log")
+
+
 def resume_command(options: RunOptions) -> str:
+    if options.rerun:
+        return options.rerun
     servers = " ".join(f"--server {a}" for a in options.servers)
     return f"python ComfyUI-API-BatchProcessing.py {options.batch_file} {servers} --resume"
 

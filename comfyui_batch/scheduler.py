@@ -29,9 +29,8 @@ from typing import Any, Protocol, TypeVar
 from .collect import Downloader, Finished
 from .comfy.client import HistoryEntry, Queued, QueueState, ServerAddress
 from .comfy.events import Event, Progress, PromptDone, PromptStarted, StreamLost, StreamRestored
-from .errors import BatchError, CannotSave, JobFailed, ServerUnreachable
+from .errors import BatchError, Cancelled, CannotSave, JobFailed, ServerUnreachable
 from .journal import JobRecord, Record, Status
-from .outputs import SaveStopped
 from .plan import PlannedJob
 from .policy import (
     COLLECT_ATTEMPTS,
@@ -92,7 +91,7 @@ class ServerApi(Downloader, Protocol):
     def address(self) -> ServerAddress: ...
     def queue_prompt(self, graph: Mapping[str, Any], client_id: str, prompt_id: str) -> Queued: ...
     def queue(self) -> QueueState: ...
-    def cancel(self, prompt_id: str) -> None: ...
+    def cancel(self, prompt_id: str) -> bool: ...
 
 
 class Clock(Protocol):
@@ -521,7 +520,7 @@ class Scheduler:
         if files is not None:
             new_files = max(0, len(files) - flight.task.saved_before)
             self._finish(self._result(flight, OK, files=files, new_files=new_files))
-        elif isinstance(error, SaveStopped) or (isinstance(error, ServerUnreachable) and self._stopping):
+        elif isinstance(error, Cancelled) or (isinstance(error, ServerUnreachable) and self._stopping):
             pass  # stopping: the journal has what was saved; a resume collects the rest
         elif isinstance(error, ServerUnreachable) and flight.collect_attempts + 1 < COLLECT_ATTEMPTS:
             # Finished but not fetched: looked up again once the server answers.
@@ -540,7 +539,7 @@ class Scheduler:
         status: Status,
         files: tuple[str, ...] = (),
         error: str | None = None,
-        new_files: int = 0,
+        new_files: int | None = None,
     ) -> JobResult:
         return JobResult(
             flight.task.plan.job,

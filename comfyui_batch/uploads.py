@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from .batch import Batch
 from .comfy.client import ComfyClient
@@ -84,7 +84,7 @@ def find_local_images(
 ) -> LocalImages:
     """The job values that are local images (see the module's docstring), hashed. Raises
     BadInput / InvalidBatch naming every missing file at once. `server_files`: what the
-    server's input folder holds (`server_input_files(object_info)`), None when unknown."""
+    server's input folder holds (`NodeDefinitions.input_files()`), None when unknown."""
     folders = [batch.path.parent, cwd or Path.cwd()]
     known = frozenset(server_files) if server_files is not None else None
     found: dict[str, LocalImage | None] = {}  # value -> its file, None when it is a server name
@@ -95,7 +95,7 @@ def find_local_images(
             target = plan.targets.get(name)
             if target is None or not isinstance(value, str) or not _is_image_input(workflow, target):
                 continue
-            where = batch.where(name, plan.job.index - 1)
+            where = plan.job.where(name)
             try:
                 if value not in found:
                     found[value] = _local_image(value, folders)
@@ -111,15 +111,6 @@ def find_local_images(
                 problems.setdefault(where, BadInput(batch.path, where, _missing(value, folders, known)))
     raise_all(list(problems.values()))
     return LocalImages(tuple(uses))
-
-
-def server_input_files(object_info: Mapping[str, Any] | None) -> frozenset[str] | None:
-    """The files of the server's input folder, as its LoadImage lists them; None if unknown."""
-    try:
-        choices = object_info["LoadImage"]["input"]["required"][IMAGE_INPUT][0] if object_info else None
-    except (KeyError, IndexError, TypeError):
-        return None
-    return frozenset(c for c in choices if isinstance(c, str)) if isinstance(choices, list) else None
 
 
 def upload_images(images: LocalImages, clients: Sequence[ComfyClient]) -> dict[str, str]:

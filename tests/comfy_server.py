@@ -24,6 +24,7 @@ TESTS_DIR = Path(__file__).resolve().parent
 ENV_SCRIPT = TESTS_DIR / "comfyui_env.sh"
 NODES_YAML = TESTS_DIR / "nodes" / "extra_model_paths.yaml"
 # Model folders each server looks up under its own `root/models/` (see _write_models_yaml).
+# Every model folder either server line knows (GET /models), so tests can install any model by name.
 MODEL_FOLDERS = (
     "checkpoints",
     "vae",
@@ -35,6 +36,21 @@ MODEL_FOLDERS = (
     "text_encoders",
     "diffusion_models",
     "unet",
+    "clip_vision",
+    "style_models",
+    "vae_approx",
+    "gligen",
+    "latent_upscale_models",
+    "hypernetworks",
+    "photomaker",
+    "classifiers",
+    "model_patches",
+    "audio_encoders",
+    "background_removal",
+    "frame_interpolation",
+    "geometry_estimation",
+    "optical_flow",
+    "detection",
 )
 
 _live: set[ComfyServer] = set()

@@ -30,9 +30,13 @@ case "$line" in
     ;;
   0.33.0)
     source=${COMFYUI_SOURCE:-}
-    if [ -z "$source" ]; then
-      source=$(ls "$here"/../../shared/servers/comfyui-0.33.0.tar.gz 2>/dev/null || true)
-    fi
+    # Else the shared fixture beside the checkout: ../shared, or beside any folder above it
+    # (a git worktree lives deeper than the clone it belongs to).
+    dir=$here/..
+    while [ -z "$source" ] && [ "$(cd "$dir" && pwd)" != / ]; do
+      dir=$dir/..
+      [ -f "$dir/shared/servers/comfyui-0.33.0.tar.gz" ] && source=$dir/shared/servers/comfyui-0.33.0.tar.gz
+    done
     if [ -z "$source" ] || [ ! -e "$source" ]; then
       echo "no ComfyUI 0.33.0 source: set COMFYUI_SOURCE to a ComfyUI checkout (or its .tar.gz)" >&2
       exit 3

@@ -39,7 +39,7 @@ class Server:
     def history(self, prompt_id: str) -> HistoryEntry | None:
         return ENTRY
 
-    def download(self, ref: FileRef, sink: IO[bytes]) -> int:
+    def download(self, ref: FileRef, sink: IO[bytes], cancel: threading.Event | None = None) -> int:
         if ref.filename == self.unreachable_on:
             raise ServerUnreachable("http://s", "connection refused")
         self.downloads.append(ref.filename)

@@ -55,7 +55,7 @@ def test_one_line_per_job_with_its_seed_and_what_varies(tmp_path: Path) -> None:
     drawn = plans[1].job.values["seed"]
     assert describe_jobs(plans, ORDER) == [
         "job 1: seed 5 | positive='a red fox', width=512",
-        f"job 2: seed {drawn} | positive='a blue bird a blue bird a blue bird a blue bi…', width=512",
+        f"job 2: seed {drawn} | positive='{'a blue bird ' * 10}', width=512",  # texts in full, as sent
         "job 3: seed 1234 | positive='a cat', width=640",  # the workflow's own seed
     ]
 

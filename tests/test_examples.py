@@ -11,6 +11,7 @@ from batchkit import get_json
 from comfy_server import ComfyServer
 
 from comfyui_batch.batch import expand_jobs, load_batch
+from comfyui_batch.expand import count_jobs
 from comfyui_batch.plan import resolve
 from comfyui_batch.workflow import load_workflow
 
@@ -27,6 +28,7 @@ def test_the_examples_are_there() -> None:
         "wkf-SDXL-base-API.json",
         "wkf-Flux1-Schnell-API.json",
         "wkf-Z-Image-Turbo-API.json",
+        "wkf-hello-API.json",
     } <= names
     assert (REPO / "batchs" / "prompt-1.json").exists()
 
@@ -36,11 +38,11 @@ def test_every_shipped_batch_resolves_against_its_workflow(path: Path) -> None:
     batch = load_batch(path, cwd=REPO)
     workflow = load_workflow(batch.workflow_path)
     plans = resolve(batch, workflow, expand_jobs(batch, random.Random(0)))
-    assert len(plans) == len(batch.prompts) > 0
+    assert len(plans) == sum(count_jobs(batch.expansion)) >= len(batch.prompts) > 0
     for plan in plans:
         graph = plan.graph()
         for name, value in plan.job.values.items():
-            target = batch.items[name]
+            target = plan.targets[name]  # resolved: items may name their node by title or class
             assert graph[target.node_id][target.section][target.field] == value
 
 

@@ -10,13 +10,14 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from batchkit import manifest_records, run_cli, write_batch
-from fake_faults import HANG, UNKNOWN_ID, FaultyComfy
-from fake_server import FakeComfy, send_bytes
+from fake_server import FakeComfy, send_bytes, send_json
 from PIL import Image
 
 from comfyui_batch.policy import MAX_LOSSES
@@ -25,22 +26,28 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_a_post_prompt_that_never_answers_gives_up_at_retry_for_without_posting_again(tmp_path: Path) -> None:
-    with FaultyComfy(HANG) as fake:
+    fake = FakeComfy()
+    fake.routes["POST /prompt"] = lambda handler, params: fake.stopping.wait()  # the rest answers
+    with fake:
         batch = write_batch(tmp_path, [{"color": 1}, {"color": 2}])
         run = run_cli(str(batch), "--server", fake.url, "--no-validate", "--retry-for", "1")
     assert run.code == 3, run.err
     assert "gave up after" in run.err and "--retry-for 1" in run.err and "--resume" in run.err
-    assert fake.posts == 1  # never posted again while the first POST hung
+    assert fake.requests.count("POST /prompt") == 1  # never posted again while the first POST hung
     (submitted,) = [r for r in manifest_records(tmp_path / "out") if r["event"] == "submitting"]
     assert submitted["prompt_id"]  # the id a resume will look up
 
 
+def answer_an_id_never_known_again(handler: BaseHTTPRequestHandler, params: dict[str, str]) -> None:
+    send_json(handler, {"prompt_id": str(uuid.uuid4()), "number": 1, "node_errors": {}})
+
+
 def test_a_prompt_id_the_server_never_knows_fails_its_job_after_a_few_posts(tmp_path: Path) -> None:
-    with FaultyComfy(UNKNOWN_ID) as fake:
+    with FakeComfy(routes={"POST /prompt": answer_an_id_never_known_again}) as fake:
         run = run_cli(str(write_batch(tmp_path, [{"color": 1}])), "--server", fake.url, "--no-validate")
     assert run.code == 1, run.err
     assert f"lost it (restarted?), {MAX_LOSSES} times; not queueing it again" in run.err
-    assert fake.posts == MAX_LOSSES
+    assert fake.requests.count("POST /prompt") == MAX_LOSSES
 
 
 def test_an_html_page_sent_as_a_video_is_reported_not_saved(tmp_path: Path) -> None:

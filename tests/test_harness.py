@@ -84,7 +84,10 @@ def test_slow_sampler_progress_and_image(comfy_server: ComfyServer) -> None:
     entry, messages = run_prompt(comfy_server, prompt)
 
     progress = [m["data"] for m in messages if m["type"] == "progress"]
-    assert [(p["node"], p["value"], p["max"]) for p in progress] == [("2", 1, 3), ("2", 2, 3), ("2", 3, 3)]
+    steps = [(p["node"], p["value"], p["max"]) for p in progress]
+    # 0.33.0 throttles progress (first, last, then at most every 100 ms): the middle step of
+    # three 20 ms steps may or may not be sent.
+    assert steps in ([("2", 1, 3), ("2", 2, 3), ("2", 3, 3)], [("2", 1, 3), ("2", 3, 3)])
     assert any(m["type"] == "execution_success" for m in messages)
     assert entry["status"]["status_str"] == "success"
     [image] = entry["outputs"]["3"]["images"]

@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from comfyui_batch.errors import CannotSave, UnsafePath
+from comfyui_batch.errors import Cancelled, CannotSave, UnsafePath
 from comfyui_batch.journal import FileRecord
 from comfyui_batch.outputs import (
     TEMP_FOLDER,
     CorruptOutput,
     OutputFolder,
-    SaveStopped,
     TempArea,
     check_prefix,
     check_relative_name,
@@ -136,7 +135,7 @@ def test_a_stopped_save_leaves_no_file(tmp_path: Path) -> None:
         stop.set()
         sink.write(b"more")
 
-    with pytest.raises(SaveStopped):
+    with pytest.raises(Cancelled):
         out.save(slow, "x.png", nothing, stop)
     assert outputs(out) == []
 

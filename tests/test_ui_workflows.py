@@ -15,6 +15,7 @@ from comfy_server import ComfyServer
 
 from comfyui_batch.batch import expand_jobs, load_batch
 from comfyui_batch.comfy.client import ComfyClient, ServerAddress
+from comfyui_batch.comfy.nodes import NodeDefinitions
 from comfyui_batch.comfy.validate import check, validate
 from comfyui_batch.dryrun import describe_jobs, export_workflows
 from comfyui_batch.errors import BadInput, ConversionError, ValidationFailed
@@ -28,9 +29,9 @@ API = DATA / "sd15-text2image.api.json"
 
 
 @pytest.fixture(scope="module")
-def object_info(comfy_server: ComfyServer) -> dict[str, Any]:
+def object_info(comfy_server: ComfyServer) -> NodeDefinitions:
     with ComfyClient(ServerAddress.parse(comfy_server.url)) as client:
-        return client.object_info()
+        return NodeDefinitions.parse(client.object_info(), client.node_replacements())
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def test_validation_finds_the_missing_models_and_an_unknown_class(object_info: d
 
 def test_a_checkpoint_name_close_to_one_the_server_has_is_suggested(comfy_server: ComfyServer, checkpoint: str) -> None:
     with ComfyClient(ServerAddress.parse(comfy_server.url)) as client:
-        info = client.object_info()  # fresh: the server lists the new file
+        info = NodeDefinitions.parse(client.object_info())  # fresh: the server lists the new file
     graph = json.loads(API.read_text())
     with pytest.raises(ValidationFailed) as e:
         check("b.json", [(1, graph)], info, total_jobs=1)

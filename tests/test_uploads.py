@@ -18,11 +18,12 @@ from PIL import Image
 
 from comfyui_batch.batch import Batch, expand_jobs, load_batch
 from comfyui_batch.comfy.client import ComfyClient, HistoryEntry, ServerAddress
+from comfyui_batch.comfy.nodes import NodeDefinitions
 from comfyui_batch.comfy.validate import validate
 from comfyui_batch.errors import BadInput, InvalidBatch
 from comfyui_batch.plan import PlannedJob, resolve
 from comfyui_batch.preflight import prepare, upload
-from comfyui_batch.uploads import find_local_images, server_input_files, upload_images, with_uploaded
+from comfyui_batch.uploads import find_local_images, upload_images, with_uploaded
 from comfyui_batch.workflow import Workflow, load_workflow
 
 
@@ -145,12 +146,10 @@ def test_graphs_get_the_server_names_and_job_values_stay_as_written(tmp_path: Pa
     assert image_values(plans) == ["a.png", "example.png"]  # the plans given are untouched
 
 
-def test_server_input_files_reads_the_load_image_choices() -> None:
-    assert server_input_files(
-        {"LoadImage": {"input": {"required": {"image": [["a.png", "b.jpg"], {"image_upload": True}]}}}}
-    ) == frozenset({"a.png", "b.jpg"})
-    assert server_input_files(None) is None
-    assert server_input_files({}) is None
+def test_server_input_files_are_read_from_the_load_image_choices() -> None:
+    definitions = {"LoadImage": {"input": {"required": {"image": [["a.png", "b.jpg"], {"image_upload": True}]}}}}
+    assert NodeDefinitions.parse(definitions).input_files() == frozenset({"a.png", "b.jpg"})
+    assert NodeDefinitions.parse({}).input_files() is None
 
 
 # --------------------------------------------------------------------------- the real server
@@ -165,8 +164,8 @@ def test_an_image_is_uploaded_once_for_two_jobs_and_inverted_by_the_server(
         tmp_path, [{"picture": "photo.png", "prefix": f"{prefix}-a"}, {"picture": str(source), "prefix": f"{prefix}-b"}]
     )
     with ComfyClient(ServerAddress.parse(comfy_server.url)) as client:
-        info = client.object_info()
-        images = find_local_images(batch, workflow, plans, cwd=tmp_path, server_files=server_input_files(info))
+        info = NodeDefinitions.parse(client.object_info())
+        images = find_local_images(batch, workflow, plans, cwd=tmp_path, server_files=info.input_files())
         assert (
             validate(
                 ((p.job.index, p.graph()) for p in with_uploaded(plans, images)),
@@ -200,7 +199,7 @@ def test_prepare_then_upload_queues_the_servers_names_and_uploads_only_after_val
     batch, _, _ = setup(tmp_path, [{"picture": "a.png", "prefix": "p"}, {"picture": "missing-on-server.png"}])
     jobs = expand_jobs(batch, random.Random(0))
     with ComfyClient(ServerAddress.parse(comfy_server.url)) as client:
-        info = client.object_info()
+        info = NodeDefinitions.parse(client.object_info())
         with pytest.raises(BadInput, match=r"'missing-on-server\.png' not found"):
             prepare(batch, jobs, info)
         preflight = prepare(batch, jobs[:1], info)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import copy
 import gzip
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from comfyui_batch.comfy.validate import Problem, check, close_matches, format_problems, types_fit, validate
+from comfyui_batch.comfy.nodes import NodeDefinitions, types_fit
+from comfyui_batch.comfy.validate import Problem, check, close_matches, format_problems
+from comfyui_batch.comfy.validate import validate as validate_with
 from comfyui_batch.errors import BadInput, ValidationFailed
 
 DATA = Path(__file__).parent / "data"
@@ -35,6 +36,15 @@ def sd15() -> dict[str, Any]:
     return graph
 
 
+def validate(graphs: Any, info: dict[str, Any], **kwargs: Any) -> list[Problem]:
+    return validate_with(graphs, NodeDefinitions.parse(info), **kwargs)
+
+
+def shown(link: list[Any]) -> dict[str, Any]:
+    """An output node for a test graph: the server only checks what an output depends on."""
+    return {"class_type": "PreviewAny", "inputs": {"source": link}}
+
+
 def problems_of(graph: dict[str, Any], info: dict[str, Any] | None = None, **kwargs: Any) -> list[Problem]:
     return validate([(1, graph)], info or object_info(), **kwargs)
 
@@ -50,8 +60,12 @@ def test_a_correct_workflow_has_no_problems() -> None:
 
 def test_every_shipped_example_workflow_is_clean_but_for_its_models() -> None:
     for path in sorted((Path(__file__).parent.parent / "workflows-files").glob("*.json")):
-        problems = validate([(1, json.loads(path.read_text()))], SERVER_INFO)
-        assert problems, f"{path.name}: the test server has no models, so its loaders are wrong"
+        graph = json.loads(path.read_text())
+        problems = validate([(1, graph)], SERVER_INFO)
+        loads_models = any(str(v).endswith(".safetensors") for node in graph.values() for v in node["inputs"].values())
+        # The test server has no models: a workflow that loads some is refused for them, the
+        # model-free demo is clean.
+        assert bool(problems) == loads_models, f"{path.name}: {problems}"
         assert {p.input for p in problems} <= {
             "ckpt_name",
             "vae_name",
@@ -169,6 +183,7 @@ def test_v3_combos_are_checked_too() -> None:
     graph = {
         "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINTS[0]}},
         "2": {"class_type": "AlignYourStepsScheduler", "inputs": {"model_type": "SD15", "steps": 10, "denoise": 1.0}},
+        "3": shown(["2", 0]),
     }
     problem = only(problems_of(graph))
     assert (problem.class_type, problem.input) == ("AlignYourStepsScheduler", "model_type")
@@ -182,7 +197,7 @@ def test_boolean_text_is_refused() -> None:
         if any(s[0] == "BOOLEAN" for s in info["input"].get("required", {}).values())
     )
     boolean = next(n for n, s in spec["input"]["required"].items() if s[0] == "BOOLEAN")
-    graph = {"1": {"class_type": name, "inputs": {boolean: "false"}}}
+    graph = {"1": {"class_type": name, "inputs": {boolean: "false"}}, "2": shown(["1", 0])}
     problems = [p for p in problems_of(graph) if p.input == boolean]
     assert only(problems).message.startswith("expected true or false, got text 'false'")
 
@@ -190,7 +205,10 @@ def test_boolean_text_is_refused() -> None:
 def test_upload_inputs_accept_pending_and_annotated_names() -> None:
     info = object_info()
     info["LoadImage"]["input"]["required"]["image"][0] = ["cat.png"]
-    graph: dict[str, Any] = {"1": {"class_type": "LoadImage", "inputs": {"image": "batch-0123456789abcdef.png"}}}
+    graph: dict[str, Any] = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "batch-0123456789abcdef.png"}},
+        "2": shown(["1", 0]),
+    }
     assert "give a local file path" in only(problems_of(graph, info)).message
     assert problems_of(graph, info, pending_files={"batch-0123456789abcdef.png"}) == []
     graph["1"]["inputs"]["image"] = "ComfyUI_00001_.png [output]"
@@ -229,27 +247,11 @@ def test_check_raises_a_bad_input_listing_everything() -> None:
     graph["3"]["inputs"]["steps"] = 0
     graph["8"]["class_type"] = "Nope"
     with pytest.raises(ValidationFailed) as e:
-        check(Path("b.json"), [(1, graph), (2, sd15())], object_info(), total_jobs=2)
+        check(Path("b.json"), [(1, graph), (2, sd15())], NodeDefinitions.parse(object_info()), total_jobs=2)
     assert isinstance(e.value, BadInput)  # exit 2, nothing queued
     assert len(e.value.problems) == 2
     text = str(e.value)
     assert text.startswith("b.json: 2 problems found checking the jobs against the server's node definitions")
     assert "\n  job 1: node 3 (KSampler), input 'steps': 0 is below the minimum, 1" in text
     assert "\n  job 1: node 8 (Nope): the server has no node class 'Nope'" in text
-    check(Path("b.json"), [(1, sd15())], object_info())  # no problem: no exception
-
-
-def test_two_thousand_jobs_are_checked_fast() -> None:
-    info = object_info()
-    base = sd15()
-
-    def jobs() -> Any:
-        for job in range(1, 2001):
-            graph = copy.deepcopy(base)
-            graph["3"]["inputs"]["seed"] = job * 7919
-            graph["6"]["inputs"]["text"] = f"prompt number {job}"
-            yield job, graph
-
-    started = time.perf_counter()
-    assert validate(jobs(), info) == []
-    assert time.perf_counter() - started < 3.0
+    check(Path("b.json"), [(1, sd15())], NodeDefinitions.parse(object_info()))  # no problem: no exception

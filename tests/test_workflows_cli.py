@@ -70,7 +70,8 @@ def test_dry_run_lists_jobs_exports_workflows_and_queues_nothing(comfy_server: C
     before = history_ids(comfy_server.url)
     run = run_cli(str(batch), "--server", comfy_server.url, "--dry-run", "--export-workflows", str(tmp_path / "jobs"))
     assert run.code == 0, run.err
-    lines = run.out.splitlines()
+    count, *lines = run.out.splitlines()
+    assert count == "2 jobs"
     assert len(lines) == 2 and lines[0].startswith("job 1:") and "11" in lines[0] and "color=5" in lines[0]
     assert "width" not in run.out  # the same in every job: not a value that varies
     exported = sorted((tmp_path / "jobs").glob("job-*.json"))
@@ -86,7 +87,7 @@ def test_dry_run_without_a_server_says_validation_was_skipped(tmp_path: Path) ->
     batch = write_batch(tmp_path, [{"color": 5}])
     run = run_cli(str(batch), "--server", "127.0.0.1:9", "--dry-run")
     assert run.code == 0, run.err
-    assert run.out.startswith("job 1:")
+    assert run.out.startswith("1 job\njob 1:")
     assert "validation skipped" in run.err
 
 

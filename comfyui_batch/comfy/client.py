@@ -1,103 +1,113 @@
 """One ComfyUI server, spoken to over HTTP. Knows nothing of batches, jobs or files on disk.
 
-The WebSocket side lives in `events.py`; both share `ServerAddress`.
+Every call is bounded (`transfer.Limits`), every answer is parsed into a typed result
+(`replies.py`) or a `ServerError` saying what was wrong, and no message carries the server's
+credentials. Servers with the jobs API (ComfyUI 0.33.0 and later) are asked through it for a
+job's state and to cancel one atomically; older ones through /queue, /history and /interrupt.
+The WebSocket side lives in `events.py`; `event_stream()` opens one with this client's
+address, credentials and certificates.
 """
 
 from __future__ import annotations
 
 import json
 import mimetypes
-from collections.abc import Iterable, Mapping
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import httpx
 
-from ..errors import PromptRejected, ServerError, ServerUnreachable
+from ..errors import (
+    AccessDenied,
+    Cancelled,
+    DownloadLimit,
+    NotComfyUI,
+    PromptRejected,
+    ServerError,
+    ServerUnreachable,
+)
+from .address import DEFAULT_SERVER, Credentials, ServerAddress, tls_context
+from .events import Event, EventStream
+from .replies import (
+    FileRef,
+    HistoryEntry,
+    JobState,
+    JobStatus,
+    Queued,
+    QueueState,
+    describe_node_errors,
+    describe_rejection,
+    expect_object,
+    job_from_history,
+    parse_cancelled,
+    parse_history,
+    parse_history_entry,
+    parse_job,
+    parse_object_info,
+    parse_queue,
+    parse_queued,
+    parse_uploaded,
+)
+from .transfer import CANCELLED, MB, Guard, GuardedTransport, Limits, Stopped, guarded
 
-DEFAULT_SERVER = "http://127.0.0.1:8188"
-# Generous: the server is often busy loading a model when we call it.
-HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+__all__ = [  # what the rest of the package imports from here
+    "DEFAULT_SERVER",
+    "ClientOptions",
+    "ComfyClient",
+    "Credentials",
+    "FileRef",
+    "HistoryEntry",
+    "JobState",
+    "JobStatus",
+    "Limits",
+    "QueueState",
+    "Queued",
+    "ServerAddress",
+    "describe_node_errors",
+    "describe_rejection",
+    "parse_history_entry",
+]
 
-
-@dataclass(frozen=True)
-class ServerAddress:
-    """A server's base URL, normalised: scheme, host, port and any path prefix (reverse proxies)."""
-
-    url: str
-
-    @classmethod
-    def parse(cls, text: str) -> ServerAddress:
-        """Accepts `http://host:port`, `https://host/prefix`, or a bare `host:port`."""
-        text = text.strip()
-        if "://" not in text:
-            text = "http://" + text
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not a server address: {text!r} (expected http://host:port or host:port)")
-        try:
-            _ = parts.port  # urlsplit checks the port only when it is read
-        except ValueError:
-            raise ValueError(f"not a valid port in {text!r}") from None
-        return cls(urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", "")))
-
-    def websocket_url(self, client_id: str) -> str:
-        scheme = "wss" if self.url.startswith("https:") else "ws"
-        return f"{scheme}{self.url[self.url.index(':') :]}/ws?clientId={client_id}"
-
-    def __str__(self) -> str:
-        return self.url
-
-
-@dataclass(frozen=True)
-class FileRef:
-    """A file the server lists among a prompt's outputs."""
-
-    node_id: str
-    kind: str  # the history key it was listed under: images, gifs, audio, ...
-    filename: str
-    subfolder: str
-    folder_type: str  # output, temp or input
-
-    def __str__(self) -> str:
-        return "/".join(part for part in (self.folder_type, self.subfolder, self.filename) if part)
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """A finished prompt, as `/history/{prompt_id}` describes it."""
-
-    prompt_id: str
-    succeeded: bool
-    files: tuple[FileRef, ...]
-    error: str | None  # what went wrong, readable, when not succeeded
-    interrupted: bool = False  # stopped by /interrupt (or a cancel) rather than failed
+ERROR_TEXT_BYTES = 4096  # how much of an error answer we read to quote it
 
 
 @dataclass(frozen=True)
-class QueueState:
-    running: frozenset[str]
-    pending: frozenset[str]
-
-    def __contains__(self, prompt_id: object) -> bool:
-        return prompt_id in self.running or prompt_id in self.pending
+class ClientOptions:
+    limits: Limits = field(default_factory=Limits)
+    ca_cert: Path | None = None  # also trust this certificate for https and wss (self-signed servers)
 
 
 @dataclass(frozen=True)
-class Queued:
-    prompt_id: str
-    dropped_outputs: tuple[str, ...]  # outputs the server refused but ran the prompt without
+class _Answer:
+    """An API call's answer, read in full."""
+
+    what: str  # "GET /queue", for messages
+    status: int
+    content_type: str
+    body: bytes
+    location: str = ""  # of a redirect
 
 
 class ComfyClient:
-    def __init__(self, address: ServerAddress, timeout: httpx.Timeout = HTTP_TIMEOUT) -> None:
+    def __init__(self, address: ServerAddress, options: ClientOptions | None = None) -> None:
         self.address = address
-        # Loading the CA bundle costs ~0.1 s at start-up; plain http never needs it.
-        tls = address.url.startswith("https:")
-        self._http = httpx.Client(base_url=address.url, timeout=timeout, verify=tls)
+        self.options = options or ClientOptions()
+        # Loading CA bundles costs ~0.1 s at start-up; plain http never needs them.
+        self.tls = tls_context(self.options.ca_cert) if address.is_tls else None
+        self._http = httpx.Client(
+            base_url=address.url,
+            timeout=self.options.limits.timeout(),
+            transport=GuardedTransport(self.tls),
+            headers=address.credentials.headers(),
+            params=address.credentials.query(),
+        )
+        self._jobs_api: bool | None = None  # unknown until the first jobs-API call answers
 
     def close(self) -> None:
         self._http.close()
@@ -108,71 +118,159 @@ class ComfyClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def system_stats(self) -> dict[str, Any]:
-        return self._json("GET", "/system_stats")  # type: ignore[no-any-return]
+    def event_stream(self, client_id: str, sink: Callable[[Event], None]) -> EventStream:
+        """This server's /ws stream under `client_id`, with our credentials and certificates."""
+        return EventStream(
+            self.address, client_id, sink, tls=self.tls, connect_timeout=self.options.limits.connect_seconds
+        )
 
-    def object_info(self, classes: Iterable[str] | None = None) -> dict[str, Any]:
+    # --- information ----------------------------------------------------------------------
+
+    def system_stats(self) -> dict[str, Any]:
+        return expect_object(self._json("GET", "/system_stats"), "GET /system_stats")
+
+    def node_replacements(self) -> Any:
+        """GET /node_replacements: the deprecated classes the server rewrites into others before
+        it validates a prompt; {} from a server without the route (before 2026). Read
+        leniently by `nodes.parse_replacements`."""
+        answer = self._call("GET", "/node_replacements")
+        return {} if answer.status == 404 else self._decode(self._checked(answer))
+
+    def object_info(self, classes: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """Node definitions: all of them, or only `classes` (absent ones are left out). Asking
         for a workflow's few classes at once spares the server and the link the whole list,
         which is megabytes on installs with many custom nodes."""
         if classes is None:
-            return self._json("GET", "/object_info")  # type: ignore[no-any-return]
+            return parse_object_info(self._json("GET", "/object_info"))
         wanted = sorted(set(classes))
+
+        def one(name: str) -> dict[str, dict[str, Any]]:
+            path = f"/object_info/{quote(name, safe='')}"
+            return parse_object_info(self._json("GET", path), f"GET {path}")
+
         with ThreadPoolExecutor(min(8, len(wanted) or 1), thread_name_prefix="object_info") as pool:
-            replies = list(pool.map(lambda name: self._json("GET", f"/object_info/{quote(name, safe='')}"), wanted))
-        return {name: info for reply in replies if isinstance(reply, dict) for name, info in reply.items()}
+            replies = list(pool.map(one, wanted))
+        return {name: info for reply in replies for name, info in reply.items()}
+
+    # --- prompts --------------------------------------------------------------------------
 
     def queue_prompt(self, graph: Mapping[str, Any], client_id: str, prompt_id: str) -> Queued:
         body = {"prompt": graph, "client_id": client_id, "prompt_id": prompt_id}
-        response = self._request("POST", "/prompt", json=body)
-        if response.status_code == 400:
-            raise PromptRejected(describe_rejection(_decode(response)))
-        reply = _decode(_ok(response))
-        node_errors = reply.get("node_errors") or {}
-        return Queued(reply.get("prompt_id", prompt_id), tuple(describe_node_errors(node_errors)))
+        answer = self._call("POST", "/prompt", json=body)
+        if answer.status == 400:
+            raise PromptRejected(self.address.redact(describe_rejection(_loads(answer.body))))
+        return parse_queued(self._decode(self._checked(answer)))
 
     def history(self, prompt_id: str) -> HistoryEntry | None:
         """The finished prompt, or None while it is queued, running, or unknown to the server."""
-        reply = self._json("GET", f"/history/{prompt_id}")
-        entry = reply.get(prompt_id) if isinstance(reply, dict) else None
-        return parse_history_entry(prompt_id, entry) if entry else None
+        path = f"/history/{quote(prompt_id, safe='')}"
+        return parse_history(prompt_id, self._json("GET", path), f"GET {path}")
 
     def queue(self) -> QueueState:
-        reply = self._json("GET", "/queue")
-        return QueueState(_prompt_ids(reply.get("queue_running", [])), _prompt_ids(reply.get("queue_pending", [])))
+        return parse_queue(self._json("GET", "/queue"))
 
     def delete_from_queue(self, prompt_ids: Iterable[str]) -> None:
-        _ok(self._request("POST", "/queue", json={"delete": list(prompt_ids)}))
+        self._checked(self._call("POST", "/queue", json={"delete": list(prompt_ids)}))
 
     def interrupt(self, prompt_id: str) -> None:
         """Stops `prompt_id` if it is the one running; the server ignores it otherwise."""
-        _ok(self._request("POST", "/interrupt", json={"prompt_id": prompt_id}))
+        self._checked(self._call("POST", "/interrupt", json={"prompt_id": prompt_id}))
 
-    def cancel(self, prompt_id: str) -> None:
-        """Takes `prompt_id` off the queue, or stops it if it is running; a finished or unknown
-        one is left alone. (Deleted first, so a waiting prompt cannot start in between.)"""
-        self.delete_from_queue([prompt_id])
-        self.interrupt(prompt_id)
+    def job(self, prompt_id: str) -> JobState:
+        """Where `prompt_id` is: pending, running, done (with its files), failed (with the
+        error), cancelled, or unknown to the server."""
+        path = f"/api/jobs/{quote(prompt_id, safe='')}"
+        answer = self._jobs_call("GET", path)
+        if answer is None:
+            queue = self.queue()  # first: a prompt leaves the queue only once its history is written
+            return job_from_history(prompt_id, self.history(prompt_id), queue)
+        if answer.status == 404:
+            return JobState(prompt_id, JobStatus.UNKNOWN)
+        return parse_job(self._decode(self._checked(answer)), answer.what)
 
-    def download(self, ref: FileRef, sink: IO[bytes]) -> int:
-        """Streams the file's bytes, exactly as stored on the server, into `sink`."""
+    def cancel(self, prompt_id: str) -> bool:
+        """Takes `prompt_id` off the server: dequeued if pending, interrupted if running. True
+        if it was pending or running, False if it had finished or is unknown.
+
+        With the jobs API this is one atomic step on the server. Without it, the prompt is
+        deleted from the queue, then interrupted by id; the server checks the id, but a prompt
+        that ends in between can let the interrupt reach the one after it."""
+        answer = self._jobs_call("POST", f"/api/jobs/{quote(prompt_id, safe='')}/cancel")
+        if answer is None:
+            return self._cancel_by_queue([prompt_id])
+        return parse_cancelled(self._decode(self._checked(answer)), answer.what)
+
+    def cancel_many(self, prompt_ids: Iterable[str]) -> bool:
+        """`cancel` for several prompts at once; True if any was pending or running."""
+        ids = list(dict.fromkeys(prompt_ids))
+        if not ids:
+            return False
+        answer = self._jobs_call("POST", "/api/jobs/cancel", json={"job_ids": ids})
+        if answer is None:
+            return self._cancel_by_queue(ids)
+        return parse_cancelled(self._decode(self._checked(answer)), answer.what)
+
+    def _cancel_by_queue(self, prompt_ids: list[str]) -> bool:
+        queue = self.queue()
+        present = [p for p in prompt_ids if p in queue]
+        if present:
+            self.delete_from_queue(present)
+            for prompt_id in present:
+                # Also for one that was pending: it may have started since we looked.
+                self.interrupt(prompt_id)
+        return bool(present)
+
+    # --- files ----------------------------------------------------------------------------
+
+    def download(self, ref: FileRef, sink: IO[bytes], cancel: threading.Event | None = None) -> int:
+        """Streams the file's bytes, exactly as stored on the server, into `sink`; returns how
+        many. Bounded in size and time (`Limits`); setting `cancel` ends it within a fraction
+        of a second with `Cancelled`."""
+        limits = self.options.limits
         params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.folder_type}
         size = 0
         try:
-            with self._http.stream("GET", "/view", params=params) as response:
-                _ok(response)
-                expected = response.headers.get("content-length")
-                for chunk in response.iter_bytes(1 << 20):
-                    sink.write(chunk)
+            with (
+                guarded(Guard(limits.download_overdue, cancel)) as guard,
+                self._http.stream("GET", "/view", params=params) as response,
+            ):
+                self._check_download(ref, response)
+                for chunk in response.iter_bytes():
                     size += len(chunk)
+                    guard.received = response.num_bytes_downloaded
+                    if size > limits.max_download_bytes:
+                        raise DownloadLimit(f"{ref}: larger than {_megabytes(limits.max_download_bytes)}; stopped")
+                    sink.write(chunk)
+                declared = _declared_length(response)
+                if declared is not None and response.num_bytes_downloaded != declared:
+                    raise ServerError(f"{ref}: the server sent {response.num_bytes_downloaded} of {declared} bytes")
+        except Stopped as e:
+            if e.reason == CANCELLED:
+                raise Cancelled(f"{ref}: download cancelled") from None
+            raise DownloadLimit(f"{ref}: {e.reason}") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
-            raise ServerUnreachable(self.address.url, f"{_transport_reason(e)} while downloading {ref}") from e
+            raise self._unreachable(e, f"while downloading {ref}") from e
         except httpx.TransportError as e:
             # The server answered, then the transfer broke: worth another try, not a dead server.
             raise ServerError(f"{ref}: transfer cut short ({type(e).__name__})") from e
-        if expected is not None and int(expected) != size:
-            raise ServerError(f"{ref}: the server sent {size} of {expected} bytes")
+        except httpx.DecodingError as e:
+            raise ServerError(f"{ref}: the answer's encoding does not decode ({e})") from e
         return size
+
+    def _check_download(self, ref: FileRef, response: httpx.Response) -> None:
+        limits = self.options.limits
+        if response.status_code == 404:
+            raise ServerError(f"{ref}: the server has no such file (HTTP 404)")
+        if response.status_code != 200:
+            self._checked(self._read_answer(f"GET /view {ref}", response, ERROR_TEXT_BYTES))
+            raise ServerError(f"{ref}: GET /view answered HTTP {response.status_code}")
+        declared = _declared_length(response)
+        # With a content encoding (a proxy's gzip), the length is of the compressed bytes.
+        encoded = bool(response.headers.get("content-encoding"))
+        if declared is not None and not encoded and declared > limits.max_download_bytes:
+            raise DownloadLimit(
+                f"{ref}: {_megabytes(declared)}, more than the {_megabytes(limits.max_download_bytes)} allowed"
+            )
 
     def upload_image(self, image: Path | bytes, name: str) -> str:
         """Puts an image into the server's input folder as `name`; returns the name a LoadImage
@@ -181,105 +279,139 @@ class ComfyClient:
         data = image.read_bytes() if isinstance(image, Path) else image
         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
         reply = self._json("POST", "/upload/image", files={"image": (name, data, kind)}, data={"type": "input"})
-        if not isinstance(reply, dict) or not isinstance(reply.get("name"), str):
-            raise ServerError(f"POST /upload/image answered without a file name: {str(reply)[:200]}")
-        subfolder = reply.get("subfolder") or ""
-        return f"{subfolder}/{reply['name']}" if subfolder else str(reply["name"])
+        return parse_uploaded(reply)
+
+    # --- the exchange ---------------------------------------------------------------------
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return _decode(_ok(self._request(method, path, **kwargs)))
+        return self._decode(self._checked(self._call(method, path, **kwargs)))
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _call(self, method: str, path: str, **kwargs: Any) -> _Answer:
+        """One API call, bounded as a whole (`Limits.request_seconds`), its answer read in full
+        up to `Limits.max_reply_bytes`."""
+        what = f"{method} {path}"
+        limits = self.options.limits
         try:
-            return self._http.request(method, path, **kwargs)
+            with guarded(Guard(limits.request_overdue)), self._http.stream(method, path, **kwargs) as response:
+                return self._read_answer(what, response, limits.max_reply_bytes)
+        except Stopped as e:
+            raise ServerUnreachable(self.address.url, f"{e.reason} to {what}") from None
         except httpx.TransportError as e:
-            raise ServerUnreachable(self.address.url, _transport_reason(e)) from e
+            raise self._unreachable(e, f"({what})") from e
+        except httpx.DecodingError as e:
+            raise ServerError(self.address.redact(f"{what}: the answer's encoding does not decode ({e})")) from e
 
+    def _jobs_call(self, method: str, path: str, **kwargs: Any) -> _Answer | None:
+        """A call to the jobs API, or None if the server has none. Known after the first call
+        that answers: an older server (or a proxy) answers the unknown route with a plain 404;
+        the jobs API answers an unknown job with `{"error": ...}`, and a cancel never with 404.
+        (0.33.0's /features does not name the jobs API, so it cannot tell.)"""
+        if self._jobs_api is False:
+            return None
+        answer = self._call(method, path, **kwargs)
+        if answer.status == 405 or (answer.status == 404 and (method == "POST" or not _is_error_object(answer))):
+            self._jobs_api = False
+            return None
+        self._jobs_api = True
+        return answer
 
-def describe_rejection(reply: Any) -> str:
-    """A 400 from POST /prompt, as lines a user can act on."""
-    error = reply.get("error", {}) if isinstance(reply, dict) else {}
-    lines = describe_node_errors(reply.get("node_errors") or {}) if isinstance(reply, dict) else []
-    if not lines:
-        message = error.get("message") or "the server refused the workflow"
-        details = error.get("details")
-        lines = [f"{message}: {details}" if details else message]
-    return "the server refused the workflow:\n  " + "\n  ".join(lines)
-
-
-def describe_node_errors(node_errors: Mapping[str, Any]) -> list[str]:
-    lines = []
-    for node_id, info in node_errors.items():
-        class_type = info.get("class_type", "?")
-        for error in info.get("errors", []):
-            input_name = (error.get("extra_info") or {}).get("input_name")
-            place = f"node {node_id} ({class_type})" + (f", input {input_name!r}" if input_name else "")
-            text = error.get("message", "error")
-            if error.get("details"):
-                text += f": {error['details']}"
-            if error.get("type") == "value_not_in_list":
-                text += " (is that model or file installed on the server?)"
-            lines.append(f"{place}: {text}")
-    return lines
-
-
-def parse_history_entry(prompt_id: str, entry: Mapping[str, Any]) -> HistoryEntry:
-    status = entry.get("status") or {}
-    files = tuple(
-        FileRef(
-            str(node_id), kind, item["filename"], str(item.get("subfolder") or ""), str(item.get("type") or "output")
+    def _read_answer(self, what: str, response: httpx.Response, limit: int) -> _Answer:
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > limit:
+                if response.status_code >= 400:
+                    break  # an error page: its start is enough to quote
+                raise ServerError(f"{what}: the answer is larger than {_megabytes(limit)}")
+        return _Answer(
+            what,
+            response.status_code,
+            response.headers.get("content-type", ""),
+            bytes(body),
+            response.headers.get("location", ""),
         )
-        for node_id, outputs in (entry.get("outputs") or {}).items()
-        for kind, items in outputs.items()
-        if isinstance(items, list)
-        for item in items
-        if isinstance(item, dict) and isinstance(item.get("filename"), str)
-    )
-    succeeded = status.get("status_str", "success") == "success"
-    messages = status.get("messages") or []
-    error = None if succeeded else _describe_failure(messages)
-    interrupted = any(isinstance(m, list) and m[:1] == ["execution_interrupted"] for m in messages)
-    return HistoryEntry(prompt_id, succeeded, files, error, interrupted)
 
-
-def _describe_failure(messages: list[Any]) -> str:
-    for name, data in (m for m in messages if isinstance(m, list) and len(m) == 2):
-        if name == "execution_error":
-            return (
-                f"node {data.get('node_id')} ({data.get('node_type')}) raised "
-                f"{data.get('exception_type', 'an error')}: {str(data.get('exception_message', '')).strip()}"
+    def _checked(self, answer: _Answer) -> _Answer:
+        """The answer if it is a success; else the error that says what the status means."""
+        status, url = answer.status, self.address.url
+        if 200 <= status < 300:
+            return answer
+        if 300 <= status < 400:
+            raise NotComfyUI(
+                self.address.redact(
+                    f"{url}: {answer.what} redirects to {answer.location or 'another address'}; "
+                    "give the address it leads to (https?) with --server"
+                )
             )
-        if name == "execution_interrupted":
-            return f"interrupted at node {data.get('node_id')} ({data.get('node_type')})"
-    return "the server reports the prompt failed, without details"
+        if status in (401, 403):
+            asked = "refused our credentials" if self.address.credentials else "wants credentials"
+            raise AccessDenied(
+                f"{url} {asked} (HTTP {status} to {answer.what}): give a token with --token or "
+                "$COMFYUI_TOKEN (--token-in query for ?token=), or user:password@ in the server URL"
+            )
+        if status == 404:
+            raise NotComfyUI(
+                f"{url} does not look like ComfyUI: {answer.what} answered HTTP 404 with "
+                f"{_describe_body(answer)} — check the address and port"
+            )
+        text = _describe_body(answer)
+        raise ServerError(self.address.redact(f"{answer.what} answered HTTP {status}: {text}"))
+
+    def _decode(self, answer: _Answer) -> Any:
+        try:
+            return json.loads(answer.body)
+        except (ValueError, RecursionError):
+            raise NotComfyUI(
+                self.address.redact(
+                    f"{self.address.url} does not look like ComfyUI: {answer.what} answered "
+                    f"{_describe_body(answer)}, not JSON — check the address and port"
+                )
+            ) from None
+
+    def _unreachable(self, error: httpx.TransportError, doing: str) -> ServerUnreachable:
+        return ServerUnreachable(self.address.url, self.address.redact(f"{_transport_reason(error)} {doing}"))
 
 
-def _prompt_ids(items: Any) -> frozenset[str]:
-    return frozenset(str(item[1]) for item in items if isinstance(item, list) and len(item) > 1)
-
-
-def _ok(response: httpx.Response) -> httpx.Response:
-    if response.status_code >= 400:
-        response.read()
-        raise ServerError(
-            f"{response.request.method} {response.request.url.path} answered HTTP {response.status_code}"
-            + (f": {response.text[:200]}" if response.text else "")
-        )
-    return response
-
-
-def _decode(response: httpx.Response) -> Any:
+def _loads(body: bytes) -> Any:
     try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ServerError(
-            f"{response.request.method} {response.request.url.path} answered something that is not JSON "
-            f"(is this a ComfyUI server?): {response.text[:120]!r}"
-        ) from None
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return body.decode("utf-8", "replace")
+
+
+def _is_error_object(answer: _Answer) -> bool:
+    """`{"error": ...}`: how the jobs API (and only it, of ComfyUI's routes) says "not found"."""
+    reply = _loads(answer.body)
+    return isinstance(reply, dict) and "error" in reply
+
+
+def _describe_body(answer: _Answer) -> str:
+    """What an unexpected answer holds, shortly: an HTML page is named, not quoted."""
+    text = answer.body[:ERROR_TEXT_BYTES].decode("utf-8", "replace").strip()
+    if "html" in answer.content_type or text[:15].lower().startswith(("<!doctype", "<html")):
+        return "an HTML page"
+    if not text:
+        return "an empty body"
+    return repr(text[:120] + ("…" if len(text) > 120 else ""))
+
+
+def _declared_length(response: httpx.Response) -> int | None:
+    try:
+        return int(response.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / MB:.0f} MB" if count >= MB else f"{count} bytes"
 
 
 def _transport_reason(error: httpx.TransportError) -> str:
+    if isinstance(error, httpx.ConnectTimeout):
+        return "connection timed out"
     if isinstance(error, httpx.ConnectError):
+        if isinstance(error.__cause__, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY" in str(error):
+            return f"its TLS certificate is not trusted ({error}); --ca-cert FILE trusts a self-signed one"
         return "connection refused or host unknown"
     if isinstance(error, httpx.TimeoutException):
         return "timed out"

@@ -2,11 +2,21 @@
 
 Events are hints: they tell the scheduler when to look at `/history`, never what happened.
 Messages can be missed (a reconnect does not replay them) and cached runs skip some.
+
+No frame stops the reader: each one goes through `parse_frame`, which answers an event or
+None for anything it does not know or cannot read (malformed JSON, 1e400 as a progress value,
+empty frames, other message types, invalid UTF-8). Only a closed or broken connection ends a
+read, and reconnecting backs off unless the last connection lived a while, so a server that
+accepts and drops at once gets a few attempts a second at most, not a storm.
+
+Frames are dispatched by opcode (`parse_frame`): text frames are JSON messages, binary frames
+are previews (and, from a SaveImageWebsocket node, outputs) — add their events there.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -14,10 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import websocket
+from websocket import ABNF
 
-from .client import ServerAddress
+from .address import ServerAddress
+from .replies import finite_number
 
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+# A connection that lived this long was a real one: the next loss starts the backoff afresh.
+STABLE_SECONDS = 10.0
 
 
 # `at` is when the message arrived (epoch seconds), stamped on the reader thread: the main
@@ -59,25 +73,52 @@ class StreamRestored:
 Event = PromptDone | PromptStarted | Progress | StreamLost | StreamRestored
 
 
+def parse_frame(opcode: int, payload: bytes) -> Event | None:
+    """One data frame from the server, as an event; None for anything else."""
+    if opcode == ABNF.OPCODE_TEXT:
+        return parse_message(payload.decode("utf-8", errors="replace"))
+    return None  # binary frames: previews, which a batch client does not use
+
+
 def parse_message(text: str) -> Event | None:
+    """One JSON message `{"type": ..., "data": {...}}`; None unless it is one we act on."""
     try:
         message = json.loads(text)
-        kind, data = message["type"], message["data"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, RecursionError):
         return None
-    if not isinstance(data, dict) or not data.get("prompt_id"):
+    if not isinstance(message, dict):
         return None
-    prompt_id = str(data["prompt_id"])
-    if kind == "executing" and data.get("node") is None:
+    kind, data = message.get("type"), message.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("prompt_id"), str) or not data["prompt_id"]:
+        return None
+    prompt_id = data["prompt_id"]
+    if kind == "executing" and "node" in data and data["node"] is None:
         return PromptDone(prompt_id, time.time())
     if kind == "execution_start":
         return PromptStarted(prompt_id, time.time())
     if kind == "progress":
-        try:
-            return Progress(prompt_id, str(data.get("node")), int(data.get("value", 0)), int(data.get("max", 0)))
-        except (TypeError, ValueError):
-            return None  # a custom node's odd progress must not stop the reader
+        return _progress(prompt_id, data)
     return None
+
+
+def _progress(prompt_id: str, data: dict[str, Any]) -> Progress | None:
+    # Custom nodes report what they like; newer servers throttle these (first, last, then at
+    # most every 100 ms), which changes nothing here: each is a snapshot.
+    value, most = finite_number(data.get("value")), finite_number(data.get("max"))
+    if value is None or most is None:
+        return None
+    node = data.get("node")
+    return Progress(prompt_id, node if isinstance(node, str) else str(node), int(value), int(most))
+
+
+def reconnect_delay(attempt: int) -> float:
+    return RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
+
+
+def next_attempt(attempt: int, lived_seconds: float) -> int:
+    """The backoff step after a connection that lived `lived_seconds`: a real one starts the
+    backoff afresh, one dropped at once goes on with it."""
+    return 0 if lived_seconds >= STABLE_SECONDS else attempt + 1
 
 
 class EventStream:
@@ -87,12 +128,24 @@ class EventStream:
     reconnecting under the same id is what keeps a running job's events coming.
     """
 
-    def __init__(self, address: ServerAddress, client_id: str, sink: Callable[[Event], None]) -> None:
-        self._url = address.websocket_url(client_id)
+    def __init__(
+        self,
+        address: ServerAddress,
+        client_id: str,
+        sink: Callable[[Event], None],
+        tls: ssl.SSLContext | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._address = address
+        self._url = address.websocket_url(client_id)  # may carry a token: never shown
+        self._headers = [f"{name}: {value}" for name, value in address.credentials.headers().items()]
+        self._tls = tls
+        self._connect_timeout = connect_timeout
         self._sink = sink
         self._stop = threading.Event()
         self._settled = threading.Event()  # set at the first connection or the first failure
         self._socket: websocket.WebSocket | None = None
+        self.connections = 0  # how many times it connected (tests read it)
         self._thread = threading.Thread(target=self._run, name=f"ws {address}", daemon=True)
 
     def start(self) -> None:
@@ -110,46 +163,59 @@ class EventStream:
             socket.abort()  # type: ignore[no-untyped-call]
         self._thread.join(timeout=5)
 
+    def _connect(self) -> websocket.WebSocket:
+        sslopt: dict[str, Any] = {"context": self._tls} if self._tls is not None else {}
+        return websocket.create_connection(
+            self._url,
+            timeout=self._connect_timeout,
+            header=self._headers,
+            sslopt=sslopt,
+            enable_multithread=True,
+            skip_utf8_validation=True,  # decoded in parse_frame, where bad bytes cost one frame only
+        )
+
     def _run(self) -> None:
         attempt = 0
         lost_reported = False
         while not self._stop.is_set():
             try:
-                self._socket = websocket.create_connection(self._url, timeout=10, enable_multithread=True)
+                self._socket = self._connect()
             except (OSError, websocket.WebSocketException) as e:
                 if not lost_reported:
-                    self._sink(StreamLost(f"cannot connect: {e}"))
+                    self._sink(StreamLost(self._address.redact(f"cannot connect: {e}")))
                     lost_reported = True
                 self._settled.set()
-                self._stop.wait(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
+                self._stop.wait(reconnect_delay(attempt))
                 attempt += 1
                 continue
-            if attempt or lost_reported:
+            self.connections += 1
+            if lost_reported:
                 self._sink(StreamRestored())
-            attempt, lost_reported = 0, False
+            lost_reported = False
             self._settled.set()
+            connected_at = time.monotonic()
             reason = self._read(self._socket)
             # Close our side fully before reconnecting: the server drops the session of a
             # client id when the old socket's handler ends, even if a new socket took it over.
             self._socket.close(timeout=1)
             self._socket = None
-            if not self._stop.is_set():
-                self._sink(StreamLost(reason))
-                lost_reported = True
-                self._stop.wait(RECONNECT_DELAYS[0])
+            if self._stop.is_set():
+                break
+            self._sink(StreamLost(self._address.redact(reason)))
+            lost_reported = True
+            attempt = next_attempt(attempt, time.monotonic() - connected_at)
+            self._stop.wait(reconnect_delay(attempt))
 
     def _read(self, socket: websocket.WebSocket) -> str:
         socket.settimeout(None)
         while not self._stop.is_set():
             try:
-                frame: Any = socket.recv()
+                opcode, payload = socket.recv_data()
             except (OSError, websocket.WebSocketException) as e:
                 return f"connection lost: {e or type(e).__name__}"
-            if isinstance(frame, str):
-                event = parse_message(frame)
-                if event is not None:
-                    self._sink(event)
-            elif not frame:
+            if opcode == ABNF.OPCODE_CLOSE:
                 return "connection closed by the server"
-            # binary frames are previews; a batch client has no use for them
+            event = parse_frame(opcode, payload if isinstance(payload, bytes) else bytes(payload or b""))
+            if event is not None:
+                self._sink(event)
         return "stopped"

@@ -1,24 +1,31 @@
 """Pre-flight validation: every job's final API graph checked against the server's node
-definitions (GET /object_info) before anything is queued, so that a typo in a model name costs
-a second instead of a failed job hours into the queue. Pure: no I/O.
+definitions (`nodes.NodeDefinitions`) before anything is queued, so that a typo in a model name
+costs a second instead of a failed job hours into the queue. Pure: no I/O.
 
-What is checked, per node:
+The graph is first rewritten as the server will rewrite it (node replacements of deprecated
+classes), then, per node:
 
 - its class exists on the server (a missing one is nearly always a custom node not installed);
-- every required input is given;
+- its inputs are those of its class *for the values it is sent*: dynamic inputs are expanded
+  as the server expands them (the selected DynamicCombo option's `parent.child` inputs, every
+  `prefix0 …` name of an Autogrow up to its maximum), and every required one is given;
 - links are `[node_id (text), output index]` to a node of the graph that has that output, of a
-  type the input takes (`*` and `A,B` unions as ComfyUI reads them); a link held by an input
-  the class does not declare is reported too (the server runs the linked node, then the node
-  raises on the unexpected argument);
+  type the input takes (`*` and `A,B` unions as ComfyUI reads them; MatchType inputs and outputs
+  take the type of what is linked to their template, within its allowed types, which the server
+  leaves to the GUI); a link held by an input the class does not have is reported too (the
+  server runs the linked node, then the node raises on the unexpected argument);
 - INT inputs hold integers (5.0 is fine; 5.5 is not, the server would silently use 5), FLOAT
-  inputs numbers, both within the class's min / max; BOOLEAN inputs true/false (the server reads
-  the text "false" as true);
-- choices are among the options: V1 combos (the type is the list) and V3 `"COMBO"` with
-  `options`, which ComfyUI 0.3.75 does not check itself (a bad value fails at run time).
+  inputs numbers, both finite and within the class's min / max; BOOLEAN inputs true/false (the
+  server reads the text "false" as true);
+- choices are among the options: V1 combos (the type is the list), V3 `COMBO`s (ComfyUI 0.3.75
+  does not check those itself: a bad value fails at run time), multiselect combos element by
+  element, and DynamicCombo options (the server silently drops a node whose option is unknown).
 
-Not visible in /object_info, so not checked: what a node's own VALIDATE_INPUTS decides. For
-upload combos (LoadImage's `image`) names annotated ` [output]` / ` [temp]` and files about to
-be uploaded (`pending_files`) are accepted, as the server's LoadImage accepts them.
+Not visible in the definitions, so not checked: what a node's own VALIDATE_INPUTS decides, and
+the choices of `remote` combos (the GUI fetches them). For upload combos (LoadImage's `image`)
+names annotated ` [output]` / ` [temp]` and files about to be uploaded (`pending_files`) are
+accepted, as the server's LoadImage accepts them; generic file uploads (Load3D's `file_upload`)
+list only a subfolder of what the node takes, so their values are left to the node.
 
 Jobs of a batch differ in a few values, so each distinct node (class and inputs, as JSON) is
 checked once; links, which depend on the rest of the graph, are checked per job (cheaply).
@@ -28,13 +35,15 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from ..errors import ValidationFailed
 from ..jsonfile import type_name
+from .nodes import ANY, DynamicCombo, Input, MatchType, NodeClass, NodeDefinitions, autogrow_of, types_fit
 
 # Friendlier names for the choices of common loader inputs, in messages.
 CHOICE_NOUNS: Final = {
@@ -51,9 +60,11 @@ CHOICE_NOUNS: Final = {
     "clip_name4": "text encoders",
 }
 MODEL_EXTENSIONS: Final = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
-UPLOAD_FLAGS: Final = ("image_upload", "animated_image_upload", "video_upload", "audio_upload")
 ANNOTATED_SUFFIXES: Final = (" [input]", " [output]", " [temp]")
 MAX_LINES: Final = 60  # in format_problems; past that, a count
+NO_OUTPUT: Final = "it has no output node (SaveImage, PreviewImage, SaveVideo, ...): the server would refuse to run it"
+# Nodes whose choices are written in the GUI, not declared: the server accepts any value.
+GUI_DEFINED_CHOICES: Final = frozenset({"CustomCombo"})
 
 
 @dataclass(frozen=True)
@@ -76,27 +87,27 @@ class Problem:
 
 def validate(
     graph_by_job: Iterable[tuple[int, Mapping[str, Any]]],
-    object_info: Mapping[str, Any],
+    definitions: NodeDefinitions,
     *,
     pending_files: Collection[str] = (),
 ) -> list[Problem]:
     """Every problem of every job, in job then node order. `pending_files`: names that will be
     in the server's input folder by the time the jobs run (images about to be uploaded)."""
-    checker = _Checker(object_info, frozenset(pending_files))
+    checker = _Checker(definitions, frozenset(pending_files))
     return [problem for index, graph in graph_by_job for problem in checker.job(index, graph)]
 
 
 def check(
     file: Path | str | None,
     graph_by_job: Iterable[tuple[int, Mapping[str, Any]]],
-    object_info: Mapping[str, Any],
+    definitions: NodeDefinitions,
     *,
     pending_files: Collection[str] = (),
     total_jobs: int | None = None,
 ) -> None:
     """`validate`, raising ValidationFailed (a BadInput: exit 2, nothing queued) listing every
     problem, grouped, when there is any."""
-    problems = validate(graph_by_job, object_info, pending_files=pending_files)
+    problems = validate(graph_by_job, definitions, pending_files=pending_files)
     if problems:
         raise ValidationFailed(file, problems, failure_text(problems, total_jobs))
 
@@ -131,37 +142,10 @@ def _grouped(problems: Iterable[Problem]) -> dict[tuple[str, str, str | None, st
 
 
 def _place(node_id: str, class_type: str, input_name: str | None) -> str:
+    if not node_id:
+        return "the workflow"
     node = f"node {node_id} ({class_type})"
     return f"{node}, input {input_name!r}" if input_name is not None else node
-
-
-# --------------------------------------------------------------------------- node definitions
-
-
-@dataclass(frozen=True)
-class _InputSpec:
-    type: Any  # "INT", "IMAGE", "A,B", "*", "COMBO", or (V1 combos) the list of options
-    options: Mapping[str, Any]
-    required: bool
-
-
-@dataclass(frozen=True)
-class _ClassSpec:
-    inputs: Mapping[str, _InputSpec]
-    outputs: tuple[Any, ...]
-
-
-def _class_spec(info: Any) -> _ClassSpec:
-    inputs: dict[str, _InputSpec] = {}
-    sections = info.get("input") if isinstance(info, Mapping) else None
-    for section in ("required", "optional"):  # "hidden" inputs are filled in by the server
-        declared = sections.get(section) if isinstance(sections, Mapping) else None
-        for name, raw in (declared or {}).items():
-            if isinstance(raw, (list, tuple)) and raw:
-                options = raw[1] if len(raw) > 1 and isinstance(raw[1], Mapping) else {}
-                inputs[name] = _InputSpec(raw[0], options, section == "required")
-    outputs = info.get("output") if isinstance(info, Mapping) else None
-    return _ClassSpec(inputs, tuple(outputs) if isinstance(outputs, (list, tuple)) else ())
 
 
 # --------------------------------------------------------------------------- checking
@@ -171,130 +155,237 @@ Finding = tuple[str | None, str]  # (input name or None, message)
 
 
 class _Checker:
-    def __init__(self, object_info: Mapping[str, Any], pending_files: frozenset[str]) -> None:
-        self._info = object_info
+    def __init__(self, definitions: NodeDefinitions, pending_files: frozenset[str]) -> None:
+        self._defs = definitions
         self._pending = pending_files
-        self._classes: dict[str, _ClassSpec | None] = {}
         self._own: dict[str, tuple[Finding, ...]] = {}  # node JSON -> what its own values break
 
     def job(self, index: int, graph: Mapping[str, Any]) -> Iterator[Problem]:
-        for node_id, node in graph.items():
+        sent = self._defs.replaced(graph) if self._defs.replacements else graph
+        types = _LinkTypes(sent, self._defs)
+        needed = self._needed(sent)
+        if needed is not None and not needed:
+            yield Problem(index, "", "", None, NO_OUTPUT)
+        for node_id, node in sent.items():
             class_type = str(node.get("class_type")) if isinstance(node, Mapping) else "?"
-            for input_name, message in self._node(graph, node):
+            original = graph[node_id].get("class_type") if isinstance(graph[node_id], Mapping) else None
+            if original != class_type:
+                class_type = f"{original}, which the server replaces with {class_type}"
+            for input_name, message in self._node(types, str(node_id), node, needed):
                 yield Problem(index, str(node_id), class_type, input_name, message)
 
-    def _node(self, graph: Mapping[str, Any], node: Any) -> Iterator[Finding]:
+    def _needed(self, graph: Mapping[str, Any]) -> set[str] | None:
+        """The nodes the server validates and runs: output nodes and what they depend on
+        (a node nothing uses is never looked at). None when it cannot be told: a class the
+        server lacks might be an output."""
+        classes = [self._defs.get(str(n.get("class_type"))) if isinstance(n, Mapping) else None for n in graph.values()]
+        if any(spec is None for spec in classes):
+            return None
+        todo = [node_id for (node_id, _), spec in zip(graph.items(), classes, strict=True) if spec and spec.output_node]
+        needed: set[str] = set()
+        while todo:
+            node_id = todo.pop()
+            if node_id in needed or not isinstance(graph.get(node_id), Mapping):
+                continue
+            needed.add(node_id)
+            inputs = graph[node_id].get("inputs")
+            todo += [v[0] for v in (inputs.values() if isinstance(inputs, Mapping) else ()) if _is_link(v)]
+        return needed
+
+    def _node(self, types: _LinkTypes, node_id: str, node: Any, needed: set[str] | None) -> Iterator[Finding]:
         if not isinstance(node, Mapping) or not isinstance(node.get("class_type"), str):
             yield None, "not a node: it has no class_type"
             return
-        spec = self._spec(node["class_type"])
+        spec = self._defs.get(node["class_type"])
         if spec is None:
             yield None, self._unknown_class(node["class_type"])
             return
+        if needed is not None and node_id not in needed:
+            return
         inputs = node.get("inputs")
         inputs = inputs if isinstance(inputs, Mapping) else {}
-        yield from self._own_values(node["class_type"], inputs, spec)
+        live = spec.live_inputs(inputs)
+        if spec.name not in GUI_DEFINED_CHOICES:
+            yield from self._own_values(node["class_type"], inputs, live)
         for name, value in inputs.items():
             if isinstance(value, list):
-                message = self._link(graph, value, spec.inputs.get(name), node["class_type"])
+                message = self._link(types, value, live.get(name), spec, name, node_id)
                 if message:
                     yield name, message
 
-    def _spec(self, class_type: str) -> _ClassSpec | None:
-        if class_type not in self._classes:
-            info = self._info.get(class_type)
-            self._classes[class_type] = _class_spec(info) if info is not None else None
-        return self._classes[class_type]
-
     def _unknown_class(self, class_type: str) -> str:
-        similar = difflib.get_close_matches(class_type, list(self._info), n=3, cutoff=0.75)
+        similar = difflib.get_close_matches(class_type, self._defs.names(), n=3, cutoff=0.75)
         hint = f"; similar classes it has: {', '.join(similar)}" if similar else ""
         return (
             f"the server has no node class {class_type!r}: usually a custom node that is not installed "
             f"(install it, e.g. with ComfyUI-Manager, and restart ComfyUI){hint}"
         )
 
-    def _own_values(self, class_type: str, inputs: Mapping[str, Any], spec: _ClassSpec) -> tuple[Finding, ...]:
+    def _own_values(self, class_type: str, inputs: Mapping[str, Any], live: Mapping[str, Input]) -> tuple[Finding, ...]:
         # Most nodes are the same in every job (or in most): check each distinct one once.
         key = json.dumps([class_type, inputs], default=repr)
         if key not in self._own:
-            self._own[key] = tuple(self._values(inputs, spec))
+            self._own[key] = tuple(self._values(inputs, live))
         return self._own[key]
 
-    def _values(self, inputs: Mapping[str, Any], spec: _ClassSpec) -> Iterator[Finding]:
-        for name, declared in spec.inputs.items():
+    def _values(self, inputs: Mapping[str, Any], live: Mapping[str, Input]) -> Iterator[Finding]:
+        for name, declared in live.items():
             if declared.required and name not in inputs:
                 yield name, "required input missing"
         for name, value in inputs.items():
-            declared_input = spec.inputs.get(name)
+            declared_input = live.get(name)
             if declared_input is not None and not isinstance(value, list):
-                message = check_value(name, value, declared_input.type, declared_input.options, self._pending)
+                message = check_value(value, declared_input, self._pending)
                 if message:
                     yield name, message
 
     def _link(
-        self, graph: Mapping[str, Any], link: list[Any], declared: _InputSpec | None, class_type: str
+        self, types: _LinkTypes, link: list[Any], declared: Input | None, node: NodeClass, name: str, node_id: str
     ) -> str | None:
         if len(link) != 2:
             return f'expected a link [node_id, output], got a list of {len(link)} (write a literal list as {{"__value__": [...]}})'
         source_id, slot = link
         if not isinstance(source_id, str) or isinstance(slot, bool) or not isinstance(slot, int):
-            return f"a link is [node id as text, output number], got {json.dumps(link)}"
-        source = graph.get(source_id)
+            return f"a link is [node id as text, output number], got {_short(json.dumps(link))}"
+        source = types.graph.get(source_id)
         if not isinstance(source, Mapping):
             return f"links to node {source_id!r}, which is not in the workflow"
         if declared is None:
-            return f"{class_type} has no such input, and a link there makes the node fail when it runs (it gets an argument it does not take)"
-        source_spec = self._spec(str(source.get("class_type")))
+            return _no_such_input(node, name)
+        source_spec = self._defs.get(str(source.get("class_type")))
         if source_spec is None:
             return None  # that node is reported as not installed
         source_name = f"node {source_id} ({source.get('class_type')})"
-        if not 0 <= slot < len(source_spec.outputs):
-            return f"links to output {slot} of {source_name}, which has {len(source_spec.outputs)} output{'s' if len(source_spec.outputs) != 1 else ''}"
-        given = source_spec.outputs[slot]
-        if not types_fit(given, declared.type):
-            return f"links to output {slot} of {source_name}, which gives {given}; this input takes {declared.type}"
+        outputs = source_spec.outputs
+        if not 0 <= slot < len(outputs):
+            return f"links to output {slot} of {source_name}, which has {len(outputs)} output{'s' if len(outputs) != 1 else ''}"
+        given = types.of_output(source_id, slot)
+        wanted = declared.allowed if isinstance(declared, MatchType) else declared.type
+        if not types_fit(given, wanted):
+            return f"links to output {slot} of {source_name}, which gives {given}; this input takes {wanted}"
+        if isinstance(declared, MatchType):
+            return types.clash(node_id, node, declared, given)
         return None
 
 
-def types_fit(given: Any, wanted: Any) -> bool:
-    """Whether an output of type `given` may feed an input of type `wanted`, as ComfyUI's
-    validate_node_input decides; True where that depends on things /object_info lacks (combos)."""
-    if given == wanted:
-        return True
-    if not isinstance(given, str) or not isinstance(wanted, str) or "COMBO" in (given, wanted):
-        return True
-    given_types = {t.strip() for t in given.split(",")}
-    wanted_types = {t.strip() for t in wanted.split(",")}
-    return "*" in given_types or "*" in wanted_types or bool(given_types & wanted_types)
+def _no_such_input(node: NodeClass, name: str) -> str:
+    grows = autogrow_of(node, name)
+    if grows is not None and grows.names:
+        return (
+            f"beyond the maximum of {grows.name!r}, which takes at most {len(grows.names)} "
+            f"({grows.name}.{grows.names[0]} … {grows.name}.{grows.names[-1]})"
+        )
+    return f"{node.name} has no such input, and a link there makes the node fail when it runs (it gets an argument it does not take)"
 
 
-def check_value(
-    name: str, value: Any, kind: Any, options: Mapping[str, Any], pending: Collection[str] = ()
-) -> str | None:
-    """Why a constant `value` does not fit an input of type `kind`, or None."""
+class _LinkTypes:
+    """The type each output of a job's graph gives, MatchType outputs resolved through what is
+    linked to their node's inputs of the same template (as the GUI types them)."""
+
+    def __init__(self, graph: Mapping[str, Any], definitions: NodeDefinitions) -> None:
+        self.graph = graph
+        self._defs = definitions
+        self._resolving: set[tuple[str, str]] = set()
+        self._consumer: str | None = None
+
+    def of_output(self, node_id: str, slot: int) -> str:
+        node = self.graph.get(node_id)
+        spec = self._defs.get(str(node.get("class_type"))) if isinstance(node, Mapping) else None
+        if spec is None or not 0 <= slot < len(spec.outputs):
+            return ANY
+        output = spec.outputs[slot]
+        if output.match_template is None:
+            return output.type
+        return self.of_template(node_id, spec, output.match_template)
+
+    def of_template(self, node_id: str, spec: NodeClass, template: str) -> str:
+        """What the inputs of template `template` of a node receive; its allowed types when
+        nothing concrete is linked."""
+        key = (node_id, template)
+        if key in self._resolving:
+            return ANY  # a loop of MatchType nodes: nothing concrete to learn
+        self._resolving.add(key)
+        allowed = next((s.allowed for s in spec.inputs if isinstance(s, MatchType) and s.template_id == template), ANY)
+        try:
+            # A type the template does not allow is reported where it is linked; downstream the
+            # node is taken to give what it should, so one mistake is one problem.
+            given = [t for _, t in self._template_links(node_id, spec, template) if t != ANY and types_fit(t, allowed)]
+        finally:
+            self._resolving.discard(key)
+        return given[0] if given else allowed
+
+    def clash(self, node_id: str, spec: NodeClass, declared: MatchType, given: str) -> str | None:
+        """Why `given`, linked to `declared`, disagrees with what the node's other inputs of the
+        same template get (the node has one type per template), or None."""
+        for other, other_type in self._template_links(node_id, spec, declared.template_id):
+            if other != declared.name and ANY not in (given, other_type) and not types_fit(given, other_type):
+                return (
+                    f"gets {given} while input {other!r} of the same type template gets {other_type}: they must match"
+                )
+        return None
+
+    def _template_links(self, node_id: str, spec: NodeClass, template: str) -> Iterator[tuple[str, str]]:
+        node = self.graph[node_id]
+        inputs = node.get("inputs")
+        inputs = inputs if isinstance(inputs, Mapping) else {}
+        for name, declared in spec.live_inputs(inputs).items():
+            value = inputs.get(name)
+            if isinstance(declared, MatchType) and declared.template_id == template and _is_link(value):
+                yield name, self.of_output(value[0], value[1])
+
+
+def _is_link(value: Any) -> TypeGuard[list[Any]]:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+        and not isinstance(value[1], bool)
+    )
+
+
+def check_value(value: Any, declared: Input, pending: Collection[str] = ()) -> str | None:
+    """Why a constant `value` does not fit the input `declared`, or None."""
     if isinstance(value, Mapping) and "__value__" in value:
-        return None  # a literal list: the node's own business
-    if isinstance(kind, list):
-        return _check_choice(name, value, kind, options, pending)
-    if kind == "COMBO":
-        choices = options.get("options")
-        # Remote combos are filled by the frontend, multiselect ones take lists: neither is a plain choice.
-        if isinstance(choices, list) and not options.get("multiselect") and "remote" not in options:
-            return _check_choice(name, value, choices, options, pending)
-        return None
+        return _check_literal_list(value["__value__"], declared, pending)
+    if isinstance(declared, DynamicCombo):
+        return _check_option(value, declared)
+    if declared.type == "COMBO":
+        if declared.remote or (declared.multiselect and isinstance(value, list)):
+            return None  # remote: the GUI fetches the choices; multiselect lists come wrapped
+        return _check_choice(declared.name, value, list(declared.choices), declared, pending)
+    kind = declared.widget_type
     if kind in ("INT", "FLOAT"):
-        return _check_number(value, kind, options)
+        return _check_number(value, kind, declared.options)
     if kind == "BOOLEAN" and not isinstance(value, bool):
-        return f"expected true or false, got {type_name(value)} {value!r} (the server reads any non-empty text as true)"
+        return f"expected true or false, got {type_name(value)} {_short(repr(value))} (the server reads any non-empty text as true)"
     return None
+
+
+def _check_literal_list(items: Any, declared: Input, pending: Collection[str]) -> str | None:
+    if declared.type != "COMBO" or not declared.multiselect or declared.remote or not isinstance(items, list):
+        return None  # a literal list for anything else is the node's own business
+    for item in items:
+        problem = _check_choice(declared.name, item, list(declared.choices), declared, pending)
+        if problem:
+            return problem
+    return None
+
+
+def _check_option(value: Any, declared: DynamicCombo) -> str | None:
+    if declared.selected(value) is not None:
+        return None
+    keys = ", ".join(repr(k) for k in declared.choices)
+    return f"{_short(repr(value))} is not one of its options ({keys}); the server would leave this node out of the job"
 
 
 def _check_number(value: Any, kind: str, options: Mapping[str, Any]) -> str | None:
     number = _as_number(value, integer=kind == "INT")
     if number is None:
         wanted = "an integer" if kind == "INT" else "a number"
-        return f"expected {wanted}, got {type_name(value)} {value!r}"
+        return f"expected {wanted}, got {type_name(value)} {_short(repr(value))}"
+    if isinstance(number, float) and not math.isfinite(number):
+        return f"expected a finite number, got {value!r} (it cannot be sent to the server)"
     if kind == "INT" and number != int(number):
         return f"expected an integer, got {value!r} (the server would use {int(number)})"
     low, high = options.get("min"), options.get("max")
@@ -320,18 +411,19 @@ def _as_number(value: Any, integer: bool) -> int | float | None:
     return None
 
 
-def _check_choice(
-    name: str, value: Any, choices: list[Any], options: Mapping[str, Any], pending: Collection[str]
-) -> str | None:
+def _check_choice(name: str, value: Any, choices: list[Any], declared: Input, pending: Collection[str]) -> str | None:
     if value in choices:
         return None
-    upload = any(options.get(flag) for flag in UPLOAD_FLAGS)
+    upload = declared.upload
     if upload and isinstance(value, str) and (value in pending or value.endswith(ANNOTATED_SUFFIXES)):
         return None
-    noun = "input files" if upload else CHOICE_NOUNS.get(name, "choices for this input")
+    if declared.options.get("file_upload"):
+        return None  # Load3D and kin list one subfolder (3d/) but take any file of the input folder
+    noun = "input files" if upload else CHOICE_NOUNS.get(name.rsplit(".", 1)[-1], "choices for this input")
     hint = _choice_hint(value, upload)
+    shown = _short(repr(value))
     if not choices:
-        return f"{value!r} is not available: the server has no {noun} at all{hint}"
+        return f"{shown} is not available: the server has no {noun} at all{hint}"
     close = close_matches(value, choices)
     if close:
         listed = f"; close matches: {', '.join(repr(c) for c in close)}"
@@ -339,7 +431,12 @@ def _check_choice(
         listed = f"; it has: {', '.join(repr(c) for c in choices)}"
     else:
         listed = ""
-    return f"{value!r} is not one of the server's {len(choices)} {noun}{listed}{hint}"
+    return f"{shown} is not one of the server's {len(choices)} {noun}{listed}{hint}"
+
+
+def _short(text: str, width: int = 80) -> str:
+    """A value as messages show it: long texts cut in the middle (a prompt can be pages long)."""
+    return text if len(text) <= width else f"{text[: width // 2]}…{text[-(width // 2) + 1 :]} ({len(text)} characters)"
 
 
 def _choice_hint(value: Any, upload: bool) -> str:
