@@ -203,7 +203,7 @@ def test_ctrl_c_during_a_resume_then_resume_again(trials: Callable[[str], Trial]
     kill(process)
     written = len(trial.records())
     resume = trial.start("--resume")  # finds finished, queued and half-saved jobs: stopped amid them
-    wait_for_records(trial, resume, written + random.randint(1, RECORDS + 1 - written))
+    wait_for_records(trial, resume, written + random.randint(1, max(1, RECORDS + 1 - written)))
     ctrl_c(trial, resume)
     resume_and_check(trial)
 
