@@ -439,16 +439,17 @@ class Scheduler:
             self._todo.appendleft(task)
         else:
             error = f"{server.name} {why}, {MAX_LOSSES} times; not queueing it again"
-            if server.last_error:
-                error += f" (last error: {server.last_error})"
+            if flight.phase is Phase.UNSURE and server.last_error:
+                error += f" (its answer to the last POST: {server.last_error})"
             self._finish(self._result(flight, FAILED, error=error))
 
     def _server_failed(self, server: ServerState, now: float, error: Exception, sent: float) -> None:
         if not isinstance(error, BatchError):
             raise error  # a bug, not the server: never hidden as a retry
-        reason = str(error) if server.name in str(error) else f"{server.name}: {error}"
-        if failed(server, now, reason, sent):
-            self._reporter.warning(f"{reason}; retrying for up to {self._options.retry_for:g}s")
+        said = str(error) if server.name in str(error) else f"{server.name}: {error}"
+        # Kept without the "cannot reach <url>" that ServerUnreachable adds, as it gives up with one.
+        if failed(server, now, error.reason if isinstance(error, ServerUnreachable) else str(error), sent):
+            self._reporter.warning(f"{said}; retrying for up to {self._options.retry_for:g}s")
 
     def _server_answered(self, server: ServerState, now: float) -> None:
         if answered(server, now):
