@@ -39,6 +39,21 @@ class JobResult:
         start = self.started_at or self.queued_at
         return (self.finished_at - start) if start and self.finished_at else 0.0
 
+    @classmethod
+    def from_record(cls, record: JobRecord, job: Job) -> JobResult:
+        """A journal record as a result (`job` is the record's job, as the caller rebuilds it)."""
+        return cls(
+            job,
+            record.status,
+            record.prompt_id,
+            record.server,
+            record.files,
+            record.error,
+            record.queued_at,
+            record.started_at,
+            record.finished_at,
+        )
+
     def record(self) -> JobRecord:
         """This result as a journal record."""
         return JobRecord(

@@ -26,18 +26,7 @@ def job_record(record: Record) -> JobResult | None:
     files saved or made, prompts still being posted)."""
     if not isinstance(record, JobRecord) or record.status not in (QUEUED, *FINAL):
         return None
-    job = Job(record.job, dict(record.values), made_of=dict(record.made_of))
-    return JobResult(
-        job,
-        record.status,
-        prompt_id=record.prompt_id,
-        server=record.server,
-        files=record.files,
-        error=record.error,
-        queued_at=record.queued_at,
-        started_at=record.started_at,
-        finished_at=record.finished_at,
-    )
+    return JobResult.from_record(record, Job(record.job, dict(record.values), made_of=dict(record.made_of)))
 
 
 def waiting(job: Job) -> JobResult:
