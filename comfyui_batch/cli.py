@@ -267,6 +267,7 @@ def run_options(args: argparse.Namespace, rerun: str) -> tuple[RunOptions, bool]
             retry_for=args.retry_for,
             fail_fast=args.fail_fast,
             sequential=args.sequential,
+            keep_order=args.keep_order,
         ),
         resume=args.resume,
         validate=not args.no_validate,
@@ -411,6 +412,12 @@ def build_parser(program: Program = INSTALLED) -> argparse.ArgumentParser:
         "--sequential",
         action="store_true",
         help="the original script's way: one job at a time, downloaded before the next is queued (slower)",
+    )
+    parser.add_argument(
+        "--keep-order",
+        action="store_true",
+        help="run jobs in the order written; by default, jobs that load the same models (checkpoint, "
+        "LoRA, text encoder, VAE) run one after another, so each is loaded once",
     )
     parser.add_argument(
         "--timeout", type=_positive_float, metavar="SECONDS", help="give up on a job running longer than this"

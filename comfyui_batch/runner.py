@@ -24,6 +24,7 @@ from .dryrun import count_line, describe_jobs, export_workflows
 from .errors import BadInput, CannotSave, ServerUnreachable
 from .expand import DEFAULT_MAX_JOBS, check_size
 from .journal import Journal, RunRecord, manifest_path, read_journal
+from .order import with_models
 from .outputs import OutputFolder, check_prefix, holds, tidy
 from .plan import PlannedJob, job_graphs
 from .preflight import Preflight, prepare, upload
@@ -82,7 +83,8 @@ def run_batch(options: RunOptions, console: Console, stop: StopRequest | None = 
         if options.dry_run:
             return dry_run(checked, batch, options, console, reporter, total=len(jobs))
         target, journal = open_outputs(batch, stack)
-        plans = {p.job.index: p for p in upload(checked, clients)}
+        models = definitions[0] if definitions else None  # which nodes load models (order.py)
+        plans = {p.job.index: p for p in with_models(upload(checked, clients), checked.workflow.graph, models)}
         journal.append(run_record(batch, jobs, options))
         presenter = open_presenter(
             batch, grid, options.present, todo.done, todo.wanted, journal.path, journal.append, options.resume

@@ -31,6 +31,7 @@ from .comfy.client import HistoryEntry, Queued, QueueState, ServerAddress
 from .comfy.events import Event, Progress, PromptDone, PromptStarted, StreamLost, StreamRestored
 from .errors import BatchError, Cancelled, CannotSave, JobFailed, ServerUnreachable
 from .journal import JobRecord, Record, Status
+from .order import grouped, switches
 from .plan import PlannedJob
 from .policy import (
     COLLECT_ATTEMPTS,
@@ -39,6 +40,7 @@ from .policy import (
     Phase,
     ServerState,
     Task,
+    Waiting,
     answered,
     busy_interval,
     failed,
@@ -73,6 +75,7 @@ class SchedulerOptions:
     retry_for: float = 180.0  # seconds every server may stay unreachable before we give up
     fail_fast: bool = False
     sequential: bool = False  # the original script's algorithm: queue, wait, download, save, next
+    keep_order: bool = False  # run jobs as written, not grouped by the models they load
 
 
 class StopRequest:
@@ -165,7 +168,7 @@ class Scheduler:
         self._clock: Clock = clock or SystemClock()
         self._spawn = spawn
         self._inbox: queue.Queue[_News | _Reply] = queue.Queue()
-        self._todo: deque[Task] = deque()
+        self._todo = Waiting()
         self._to_collect: deque[tuple[Flight, HistoryEntry | None]] = deque()
         self._collecting: set[Flight] = set()
         self._results: list[JobResult] = []
@@ -205,7 +208,7 @@ class Scheduler:
         now = self._clock.monotonic()
         for server in self._servers:
             server.last_news = now
-        for item in todo:
+        for item in self._in_order(list(todo), plans):
             self._take(item, plans[item.job.index])
         stop.graceful = True
         try:
@@ -225,6 +228,19 @@ class Scheduler:
             raise
         finally:
             stop.graceful = False
+
+    def _in_order(self, todo: list[Todo], plans: Mapping[int, PlannedJob]) -> list[Todo]:
+        """The jobs grouped by the models they load (order.py), unless --keep-order."""
+        if self._options.keep_order:
+            return todo
+        in_order = grouped(todo, lambda item: plans[item.job.index].models)
+        written, now = (switches(plans[item.job.index].models for item in jobs) for jobs in (todo, in_order))
+        if now < written:
+            self._reporter.note(
+                f"jobs grouped by the models they load: {now} model change{'' if now == 1 else 's'} "
+                f"instead of {written} (--keep-order runs them as written)"
+            )
+        return in_order
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -264,7 +280,8 @@ class Scheduler:
 
     def _take(self, item: Todo, plan: PlannedJob) -> None:
         """A job to do; one an earlier run posted is looked up on its server before anything else."""
-        task = Task(plan, dict(item.saved), saved_before=len(item.saved))
+        models = () if self._options.keep_order else plan.models
+        task = Task(plan, dict(item.saved), saved_before=len(item.saved), models=models)
         server = self._by_name.get(item.earlier.server) if item.earlier else None
         if item.earlier is None or server is None:
             self._todo.append(task)
@@ -292,6 +309,7 @@ class Scheduler:
         self._record(self._flight_record(flight, Status.SUBMITTING))
         server.flights[flight.prompt_id] = flight
         server.posting_since = now
+        server.models = task.models
         api, graph, prompt_id = self._apis[server.name], task.plan.graph(), flight.prompt_id
         self._call(lambda: api.queue_prompt(graph, self._client_id, prompt_id), partial(self._on_posted, flight, now))
 
@@ -419,7 +437,7 @@ class Scheduler:
             elif flight.adopted and entry.interrupted:
                 # Stopped by the run that posted it (Ctrl-C): it never produced its outputs.
                 del server.flights[prompt_id]
-                self._todo.appendleft(flight.task)
+                self._todo.put_back(flight.task)
             else:
                 self._start_collecting(flight, entry)
 
@@ -431,12 +449,12 @@ class Scheduler:
             server.abandoned.add(flight.prompt_id)  # its POST may still land
         if flight.adopted:
             self._reporter.note(f"job {task.index}: not on {server.name} any more; running it again")
-            self._todo.appendleft(task)
+            self._todo.put_back(task)
             return
         why = "may never have received it" if flight.phase is Phase.UNSURE else "lost it (restarted?)"
         if lost(task):
             self._reporter.warning(f"job {task.index}: {server.name} {why}; queueing it again")
-            self._todo.appendleft(task)
+            self._todo.put_back(task)
         else:
             error = f"{server.name} {why}, {MAX_LOSSES} times; not queueing it again"
             if flight.phase is Phase.UNSURE and server.last_error:
@@ -475,7 +493,7 @@ class Scheduler:
         server.flights.clear()
         for flight in reversed(flights):
             server.abandoned.add(flight.prompt_id)
-            self._todo.appendleft(flight.task)
+            self._todo.put_back(flight.task)
         count = len(flights)
         self._reporter.warning(f"{server.name}: handing {count} job{'s' if count != 1 else ''} to the other servers")
 

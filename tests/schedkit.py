@@ -1,8 +1,9 @@
 """An in-process stand-in for ComfyUI servers, on a fake clock, to drive the scheduler's
 policy in milliseconds: hand-off, lost prompts, fail-fast, timeouts, backoff, stops.
 
-`FakeServer` runs one prompt at a time; each takes `job_seconds` of fake time. Calls run at
-once on the scheduler's thread (`inline_spawn`); a call can be made to hang (it never answers)
+`FakeServer` runs one prompt at a time; each takes `job_seconds` of fake time, plus
+`load_seconds` when it loads other models than the prompt before it. Calls run at once on the
+scheduler's thread (`inline_spawn`); a call can be made to hang (it never answers)
 or to fail as an unreachable server would.
 """
 
@@ -75,6 +76,7 @@ class Prompt:
     prompt_id: str
     job: int
     fail: str = ""
+    models: tuple[str, ...] = ()
 
 
 @dataclass
@@ -82,6 +84,7 @@ class FakeServer:
     url: str = "http://gpu1:8188"
     clock: FakeClock = field(default_factory=FakeClock)  # the run's, once given to a Run
     job_seconds: float = 1.0
+    load_seconds: float = 0.0  # added to a prompt whose models differ from the last one's
     down: bool = False  # every call fails as if the server were off
     hang: set[str] = field(default_factory=set)  # names of methods that do not answer
     hang_timeout: float | None = None  # None: a hung call never ends; else it times out then
@@ -96,6 +99,9 @@ class FakeServer:
     running: Prompt | None = None
     running_until: float = 0.0
     history_entries: dict[str, HistoryEntry] = field(default_factory=dict)
+    loaded: tuple[str, ...] | None = None
+    loads: list[tuple[str, ...]] = field(default_factory=list)  # models loaded, in order
+    ran: list[int] = field(default_factory=list)  # job numbers, in the order they started
 
     @property
     def address(self) -> ServerAddress:
@@ -110,7 +116,8 @@ class FakeServer:
         if self.answer_ids:
             return Queued(f"server-made-{len(self.posted)}", ())
         if not self.forget:
-            self.pending.append(Prompt(prompt_id, job, self.fail_jobs.get(job, "")))
+            models = tuple(graph.get("models", ()))
+            self.pending.append(Prompt(prompt_id, job, self.fail_jobs.get(job, ""), models))
         return Queued(prompt_id, ())
 
     def queue(self) -> QueueState:
@@ -168,7 +175,12 @@ class FakeServer:
             if not self.pending:
                 return
             self.running = self.pending.pop(0)
+            self.ran.append(self.running.job)
             self.running_until = self.clock.now + self.job_seconds
+            if self.running.models != self.loaded:
+                self.loaded = self.running.models
+                self.loads.append(self.loaded)
+                self.running_until += self.load_seconds
 
     def _end(self, prompt: Prompt, interrupted: bool) -> None:
         if self.running is prompt:
@@ -207,8 +219,8 @@ class Reporter:
         pass
 
 
-def plan(index: int) -> PlannedJob:
-    return PlannedJob(Job(index, {"color": index}), lambda: {"job": index})
+def plan(index: int, models: tuple[str, ...] = ()) -> PlannedJob:
+    return PlannedJob(Job(index, {"color": index}), lambda: {"job": index, "models": list(models)}, models=models)
 
 
 @dataclass
@@ -228,9 +240,10 @@ class Run:
         self.scheduler = Scheduler(self.servers, "client", self.reporter, self.options, self.clock, inline_spawn)
         self.started = self.clock.now
 
-    def go(self, jobs: int | Iterable[Todo]) -> bool:
+    def go(self, jobs: int | Iterable[Todo], models: Callable[[int], tuple[str, ...]] = lambda job: ()) -> bool:
+        """Runs jobs 1..n (or these), job n loading `models(n)`."""
         todo = [Todo(Job(i, {"color": i})) for i in range(1, jobs + 1)] if isinstance(jobs, int) else list(jobs)
-        plans = {item.job.index: plan(item.job.index) for item in todo}
+        plans = {item.job.index: plan(item.job.index, models(item.job.index)) for item in todo}
         return self.scheduler.run(todo, plans, self.collect, self.journal.append, self.stop)
 
     def collect(self, server: Downloader, finished: Finished, stop: Any) -> tuple[str, ...]:
