@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .early import EarlyOutputs
 from .order import ModelKey, shared_prefix
 from .plan import PlannedJob
 from .results import ServerStats
@@ -121,6 +122,10 @@ class Flight:
     confirmed: bool = True  # the server answered the POST (false for an earlier run's `submitting`)
     done: bool = False  # the server said it finished while our POST was still unanswered
     collect_attempts: int = 0
+    early: EarlyOutputs = field(default_factory=EarlyOutputs)  # outputs seen before it ended
+    streams_to: frozenset[str] = frozenset()  # its nodes that send their images over the socket
+    stream_losses: int = 0  # its server's count of WebSocket losses when it was posted
+    seen_finished: bool = False  # the history said it ended before its socket did
 
 
 @dataclass(eq=False)
@@ -133,6 +138,8 @@ class ServerState:
     posting_since: float | None = None  # when the POST under way was sent
     looking_since: float | None = None  # when the lookup under way was sent
     look_now: bool = False  # something happened that only a lookup can tell
+    stream_losses: int = 0  # times its WebSocket was lost: images streamed meanwhile may be missing
+    progress_of: tuple[str, str] | None = None  # (prompt, node) of the last progress: a type-1 image's
     last_news: float = 0.0  # any event, answer or finished download
     abandoned: set[str] = field(default_factory=set)  # our prompt ids there now run elsewhere
     models: ModelKey | None = None  # the lane of the last job posted there: what it will have loaded
@@ -234,6 +241,12 @@ def pick_lane(
             return key
     shared = [key for key in lanes if idle or len(lanes[key]) > holders[key]]
     return max(shared, key=lambda key: (shared_prefix(key, loaded), len(lanes[key])), default=None)
+
+
+def images_complete(flight: Flight) -> bool:
+    """Whether a flight has every image its nodes streamed: none, or its server's socket has
+    not been lost since it was posted."""
+    return not flight.streams_to or flight.stream_losses == flight.server.stream_losses
 
 
 def lookup_due(server: ServerState, now: float) -> bool:

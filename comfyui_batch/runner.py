@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from .batch import Batch, Job, batch_rng, expand_jobs, load_batch
-from .collect import SaveTo, collect
+from .collect import Collection, SaveTo
 from .comfy.client import ClientOptions, ComfyClient, ServerAddress
 from .comfy.events import EventStream
 from .comfy.launcher import Launcher, LaunchOptions
@@ -95,7 +95,7 @@ def run_batch(options: RunOptions, console: Console, stop: StopRequest | None = 
             scheduler,
             todo,
             plans,
-            partial(collect, target=target),
+            Collection(target),
             journal.path,
             presenter,
             len(jobs),

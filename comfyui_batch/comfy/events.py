@@ -10,7 +10,9 @@ read, and reconnecting backs off unless the last connection lived a while, so a 
 accepts and drops at once gets a few attempts a second at most, not a storm.
 
 Frames are dispatched by opcode (`parse_frame`): text frames are JSON messages, binary frames
-are previews (and, from a SaveImageWebsocket node, outputs) — add their events there.
+images — sampler previews, and the outputs of SaveImageWebsocket nodes (`ImageStreamed`, whose
+prompt and node a type-4 frame names and a type-1 frame leaves to the `progress` message sent
+just before it). Each connection asks for type 4 (`supports_preview_metadata`) first thing.
 """
 
 from __future__ import annotations
@@ -19,15 +21,24 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import websocket
 from websocket import ABNF
 
 from .address import ServerAddress
-from .replies import finite_number
+from .replies import FileRef, finite_number, output_files
+
+# Output nodes whose images come over the socket, not as files on the server.
+STREAMING_OUTPUTS: Final = frozenset({"SaveImageWebsocket"})
+# The first text frame of each connection: asks the server to name the prompt and node of each
+# image it sends (binary type 4) instead of leaving them to the message before it (type 1).
+FEATURE_FLAGS: Final = json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
+PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA = 1, 4  # binary event types
+IMAGE_FORMATS: Final = {1: "jpg", 2: "png"}  # a type-1 frame's second word
+IMAGE_TYPES: Final = {"image/jpeg": "jpg", "image/png": "png"}  # a type-4 frame's image_type
 
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 # A connection that lived this long was a real one: the next loss starts the backoff afresh.
@@ -61,6 +72,26 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class OutputsListed:
+    """`executed`: an output node has finished and names its files, which the history will list
+    once the prompt ends: they can be fetched meanwhile."""
+
+    prompt_id: str
+    files: tuple[FileRef, ...]
+
+
+@dataclass(frozen=True)
+class ImageStreamed:
+    """An image sent over the socket: a SaveImageWebsocket output (or a sampler's preview).
+    `prompt_id` and `node` are None from a type-1 frame: the last `progress` message says them."""
+
+    prompt_id: str | None
+    node: str | None
+    extension: str  # png or jpg
+    data: bytes
+
+
+@dataclass(frozen=True)
 class StreamLost:
     reason: str
 
@@ -70,14 +101,51 @@ class StreamRestored:
     """Connected again after a loss: whatever happened meanwhile must be looked up."""
 
 
-Event = PromptDone | PromptStarted | Progress | StreamLost | StreamRestored
+Event = PromptDone | PromptStarted | Progress | OutputsListed | ImageStreamed | StreamLost | StreamRestored
 
 
 def parse_frame(opcode: int, payload: bytes) -> Event | None:
     """One data frame from the server, as an event; None for anything else."""
     if opcode == ABNF.OPCODE_TEXT:
         return parse_message(payload.decode("utf-8", errors="replace"))
-    return None  # binary frames: previews, which a batch client does not use
+    if opcode == ABNF.OPCODE_BINARY:
+        return parse_image(payload)
+    return None
+
+
+def parse_image(payload: bytes) -> ImageStreamed | None:
+    """A binary frame: a big-endian word for its type, then for type 1 a word for the image's
+    format and the image; for type 4 a word for the length of a JSON object naming the prompt,
+    the node and the image's type, the object, and the image. None for other types (type 3 is
+    text), and for a frame that does not hold what its type says."""
+    if len(payload) < 8:
+        return None
+    kind, word = int.from_bytes(payload[:4], "big"), int.from_bytes(payload[4:8], "big")
+    if kind == PREVIEW_IMAGE:
+        extension = IMAGE_FORMATS.get(word)
+        return ImageStreamed(None, None, extension, payload[8:]) if extension else None
+    if kind != PREVIEW_IMAGE_WITH_METADATA or len(payload) < 8 + word:
+        return None
+    try:
+        metadata = json.loads(payload[8 : 8 + word])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(metadata, dict):
+        return None
+    extension = IMAGE_TYPES.get(str(metadata.get("image_type")))
+    prompt_id, node = metadata.get("prompt_id"), metadata.get("display_node_id") or metadata.get("node_id")
+    if extension is None or not isinstance(prompt_id, str) or not isinstance(node, str):
+        return None
+    return ImageStreamed(prompt_id, node, extension, payload[8 + word :])
+
+
+def streaming_outputs(graph: Mapping[str, Any]) -> frozenset[str]:
+    """The nodes of an API graph whose images come over the socket (SaveImageWebsocket)."""
+    return frozenset(
+        str(node_id)
+        for node_id, node in graph.items()
+        if isinstance(node, Mapping) and node.get("class_type") in STREAMING_OUTPUTS
+    )
 
 
 def parse_message(text: str) -> Event | None:
@@ -98,6 +166,9 @@ def parse_message(text: str) -> Event | None:
         return PromptStarted(prompt_id, time.time())
     if kind == "progress":
         return _progress(prompt_id, data)
+    if kind == "executed" and isinstance(data.get("output"), dict):
+        node = data.get("display_node") or data.get("node")
+        return OutputsListed(prompt_id, output_files(str(node), data["output"]))
     return None
 
 
@@ -165,7 +236,7 @@ class EventStream:
 
     def _connect(self) -> websocket.WebSocket:
         sslopt: dict[str, Any] = {"context": self._tls} if self._tls is not None else {}
-        return websocket.create_connection(
+        socket = websocket.create_connection(
             self._url,
             timeout=self._connect_timeout,
             header=self._headers,
@@ -173,6 +244,12 @@ class EventStream:
             enable_multithread=True,
             skip_utf8_validation=True,  # decoded in parse_frame, where bad bytes cost one frame only
         )
+        try:
+            socket.send(FEATURE_FLAGS)
+        except (OSError, websocket.WebSocketException):
+            socket.close(timeout=1)
+            raise
+        return socket
 
     def _run(self) -> None:
         attempt = 0
