@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from . import __version__
 from .batch import DEFAULT_BATCH_FILE
-from .comfy.client import DEFAULT_SERVER, ClientOptions, Limits, ServerAddress
+from .comfy.address import DEFAULT_SERVER, ServerAddress
 from .comfy.launcher import (
     DEFAULT_READY_TIMEOUT,
     LaunchOptions,
@@ -31,6 +31,7 @@ from .comfy.launcher import (
     local_servers,
     parse_gpus,
 )
+from .comfy.limits import ClientOptions, Limits
 from .errors import (
     AccessDenied,
     BadInput,
@@ -46,8 +47,10 @@ from .expand import DEFAULT_MAX_JOBS
 from .policy import MAX_LOSSES, STALL_SECONDS
 from .present import PresentOptions
 from .progress import Console
-from .runner import RunOptions, run_batch
 from .scheduler import STOP_GRACE_SECONDS, SchedulerOptions, StopRequest
+
+if TYPE_CHECKING:
+    from .runner import RunOptions
 
 TOKEN_VARIABLE = "COMFYUI_TOKEN"
 INSTALLED_NAME = "comfyui-batch"
@@ -142,6 +145,8 @@ def main(
     stop = StopRequest()
     try:
         with second_interrupt_exits_at_once(stop, restore=not whole_process):
+            from .runner import run_batch  # not for --help and mistyped options: they answer at once
+
             summary = run_batch(options, Console(stdout, stderr, quiet), stop)
     except (BadInput, InvalidBatch, UnsafePath) as e:
         print(f"error: {e}", file=stderr)
@@ -253,6 +258,8 @@ def resume_hint(program: Program, argv: Sequence[str]) -> str:
 
 
 def run_options(args: argparse.Namespace, rerun: str) -> tuple[RunOptions, bool]:
+    from .runner import RunOptions
+
     addresses = server_addresses(args)
     launch = launch_options(args, addresses)
     if launch is not None and args.gpus:

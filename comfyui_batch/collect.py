@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from .comfy.client import FileRef, HistoryEntry
+from .comfy.replies import FileRef, HistoryEntry
 from .early import EarlyOutputs, StreamedImage
 from .errors import BatchError, JobFailed, ServerError
 from .journal import FileRecord, Journal

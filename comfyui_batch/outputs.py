@@ -29,8 +29,6 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Any, cast
 
-from PIL import Image, UnidentifiedImageError
-
 from .errors import Cancelled, CannotSave, UnsafePath
 from .filetypes import HEAD_BYTES, mismatch
 from .journal import FileRecord
@@ -228,6 +226,9 @@ def check_content(path: Path, extension: str, source_name: str) -> None:
 
 
 def check_image(path: Path, source_name: str) -> None:
+    # Pillow is loaded at the first image saved, not at start-up: by then the GPU has work.
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as image:
             image.load()

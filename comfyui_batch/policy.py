@@ -18,11 +18,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from .early import EarlyOutputs
 from .order import ModelKey, shared_prefix
-from .plan import PlannedJob
 from .results import ServerStats
+
+if TYPE_CHECKING:
+    from .plan import PlannedJob
 
 # Silence from a server with work before we ask it directly (events can be missed).
 QUIET_LOOKUP_SECONDS = 2.0

@@ -12,14 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .batch import Batch, Job
-from .comfy.client import ComfyClient
 from .comfy.nodes import NodeDefinitions
 from .comfy.validate import check
 from .plan import PlannedJob, job_graphs, resolve
 from .uploads import LocalImages, find_local_images, upload_images, with_uploaded
 from .workflow import Workflow, load_workflow
+
+if TYPE_CHECKING:
+    from .comfy.client import ComfyClient
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .collect import Downloader, Finished
-from .comfy.client import FileRef, HistoryEntry, Queued, QueueState, ServerAddress
+from .comfy.address import ServerAddress
 from .comfy.events import (
     Event,
     ImageStreamed,
@@ -39,11 +39,11 @@ from .comfy.events import (
     StreamRestored,
     streaming_outputs,
 )
+from .comfy.replies import FileRef, HistoryEntry, Queued, QueueState
 from .early import EarlyOutputs
 from .errors import BatchError, Cancelled, CannotSave, JobFailed, ServerUnreachable
 from .journal import JobRecord, Record, Status
 from .order import grouped, switches
-from .plan import PlannedJob
 from .policy import (
     COLLECT_ATTEMPTS,
     MAX_LOSSES,
@@ -68,7 +68,10 @@ from .policy import (
 )
 from .progress import Reporter
 from .results import CANCELLED, FAILED, OK, JobResult, ServerStats
-from .resume import Todo
+
+if TYPE_CHECKING:
+    from .plan import PlannedJob
+    from .resume import Todo
 
 # How often the owner looks at the stop flag, its deadlines and its servers when nothing happens.
 POLL_SECONDS = 0.1

@@ -20,14 +20,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .batch import Batch
-from .comfy.client import ComfyClient
 from .comfy.validate import ANNOTATED_SUFFIXES
 from .errors import BadInput, ServerError
 from .plan import PlannedJob, raise_all, with_values
 from .workflow import Target, Workflow
+
+if TYPE_CHECKING:
+    from .comfy.client import ComfyClient
 
 IMAGE_LOADERS: Final = frozenset({"LoadImage", "LoadImageMask"})
 IMAGE_INPUT: Final = "image"

@@ -17,18 +17,16 @@ from comfyui_batch.comfy.address import ServerAddress
 from comfyui_batch.comfy.client import FileRef
 from comfyui_batch.comfy.events import (
     Event,
-    EventStream,
     ImageStreamed,
     OutputsListed,
     Progress,
     PromptDone,
     PromptStarted,
     StreamLost,
-    next_attempt,
     parse_frame,
     parse_message,
-    reconnect_delay,
 )
+from comfyui_batch.comfy.stream import EventStream, next_attempt, reconnect_delay
 
 
 @settings(max_examples=300, deadline=None)
