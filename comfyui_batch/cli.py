@@ -4,19 +4,22 @@ exit codes. The only place that decides either."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
+import ssl
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Final, TextIO
 
 from . import __version__
 from .batch import DEFAULT_BATCH_FILE
+from .comfy.address import tls_context
 from .comfy.client import DEFAULT_SERVER, ClientOptions, Limits, ServerAddress
 from .errors import (
     AccessDenied,
@@ -30,11 +33,18 @@ from .errors import (
 )
 from .expand import DEFAULT_MAX_JOBS
 from .progress import Console
+from .quoting import shown, shown_path
 from .runner import RunOptions, run_batch
 from .scheduler import SchedulerOptions
+from .userfiles import read_bytes, writable_problem
 
 PROG = "ComfyUI-API-BatchProcessing.py"
 TOKEN_VARIABLE = "COMFYUI_TOKEN"
+# Bounds on option values: past them a value is a typo, and some would overflow a timer.
+MAX_SECONDS: Final = 30 * 24 * 3600.0  # --timeout, --retry-for, --http-timeout, --download-timeout
+MAX_IN_FLIGHT: Final = 1_000
+MAX_JOBS: Final = 1_000_000
+MAX_DOWNLOAD_MB: Final = 1024 * 1024.0
 
 EXAMPLES = f"""\
 examples:
@@ -148,16 +158,27 @@ def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
         raise BadInput(
             None, "--export-workflows", "goes with --dry-run (it writes the workflows instead of running them)"
         )
+    # Found now, not once the whole batch has run.
+    problem = writable_problem(args.report) if args.report is not None and not args.dry_run else None
+    if problem:
+        raise BadInput(None, "--report", f"cannot write {shown_path(args.report)}: {problem}")
     return options, args.quiet
 
 
 def server_addresses(args: argparse.Namespace) -> list[ServerAddress]:
     servers = args.server or os.environ.get("COMFYUI_URL", DEFAULT_SERVER).split(",")
     token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
+    if token and args.token_in == "header" and not (token.isascii() and token.isprintable()):
+        # An HTTP header carries printable ASCII only; the token itself is never shown.
+        given = "--token" if args.token is not None else f"${TOKEN_VARIABLE}"
+        raise BadInput(None, given, "a token sent in a header is printable ASCII; check it, or use --token-in query")
     try:
-        return [ServerAddress.parse(s, token, args.token_in == "query") for s in servers if s.strip()]
+        addresses = [ServerAddress.parse(s, token, args.token_in == "query") for s in servers if s.strip()]
     except ValueError as e:
         raise BadInput(None, "--server", str(e)) from None
+    if not addresses:
+        raise BadInput(None, "--server", "no server address given (expected http://host:port or host:port)")
+    return addresses
 
 
 def client_options(args: argparse.Namespace) -> ClientOptions:
@@ -166,8 +187,12 @@ def client_options(args: argparse.Namespace) -> ClientOptions:
         download_seconds=args.download_timeout,
         max_download_bytes=int(args.max_download_mb * 1024 * 1024),
     )
-    if args.ca_cert is not None and not args.ca_cert.is_file():
-        raise BadInput(None, "--ca-cert", f"no such file: {args.ca_cert}")
+    if args.ca_cert is not None:
+        read_bytes(args.ca_cert, "--ca-cert file")  # a regular file, read with a bound
+        try:
+            tls_context(args.ca_cert)
+        except ssl.SSLError as e:
+            raise BadInput(args.ca_cert, "--ca-cert", f"not a certificate in PEM format ({e.reason or e})") from None
     return ClientOptions(limits, args.ca_cert)
 
 
@@ -217,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed job")
     parser.add_argument(
         "--in-flight",
-        type=_positive_int,
+        type=_in_flight_count,
         metavar="N",
         help="jobs queued on each server at once (default: adapts to the server's speed and the "
         "network's latency; at least 2, so the next job is always ready)",
@@ -227,12 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the original script's way: one job at a time, downloaded before the next is queued (slower)",
     )
-    parser.add_argument(
-        "--timeout", type=_positive_float, metavar="SECONDS", help="give up on a job running longer than this"
-    )
+    parser.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="give up on a job running longer than this")
     parser.add_argument(
         "--retry-for",
-        type=_positive_float,
+        type=_seconds,
         default=SchedulerOptions.retry_for,
         metavar="SECONDS",
         help="how long to keep retrying when no server answers (default: %(default)gs); "
@@ -240,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-jobs",
-        type=_positive_int,
+        type=_bounded_int(MAX_JOBS),
         default=DEFAULT_MAX_JOBS,
         metavar="N",
         help="refuse a batch whose variables, sweeps, repeats and dynamic prompts make more jobs than this "
@@ -277,7 +300,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     limits = Limits()
     group.add_argument(
         "--http-timeout",
-        type=_positive_float,
+        type=_seconds,
         default=limits.request_seconds,
         metavar="SECONDS",
         help=f"bound on each API call (default: %(default)gs); connecting may take {limits.connect_seconds:g}s, "
@@ -285,32 +308,51 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--download-timeout",
-        type=_positive_float,
+        type=_seconds,
         metavar="SECONDS",
         help=f"bound on each output's download (default: {limits.download_grace_seconds:g}s plus 1s per "
         f"{limits.download_min_rate / 1024:g} KB received, so only a stalled or trickling transfer is cut)",
     )
     group.add_argument(
         "--max-download-mb",
-        type=_positive_float,
+        type=_bounded_float(MAX_DOWNLOAD_MB, "MB"),
         default=limits.max_download_bytes / 1024 / 1024,
         metavar="MB",
         help="largest output to download; a larger one fails its job (default: %(default)g)",
     )
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
+def _bounded_int(most: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text) if len(text) <= 20 else None
+        except ValueError:
+            value = None
+        if value is None or not 1 <= value <= most:
+            raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {most:,}, got {shown(text)}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
+def _bounded_float(most: float, unit: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        # nan and inf are floats too; neither bounds a wait.
+        if not (math.isfinite(value) and 0 < value <= most):
+            raise argparse.ArgumentTypeError(
+                f"expected a number of {unit} above 0, at most {most:,.0f}, got {shown(text)}"
+            )
+        return value
+
+    return parse
+
+
+_in_flight_count = _bounded_int(MAX_IN_FLIGHT)
+_seconds = _bounded_float(MAX_SECONDS, "seconds")
 
 
 def console_script() -> None:

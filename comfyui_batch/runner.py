@@ -64,6 +64,8 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
             scheduler.listen()  # the WebSockets connect while the batch is checked
         definitions = reach_servers(batch, todo.wanted, clients, options, reporter)
         checked = preflight(batch, todo.wanted, definitions, options)
+        for warning in checked.warnings:
+            reporter.warning(warning)
         if options.dry_run:
             return dry_run(checked, batch, options, console, reporter, total=len(jobs))
         folder, manifest = open_outputs(batch, stack)
