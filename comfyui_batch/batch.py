@@ -491,7 +491,7 @@ def prefix_problem(prefix: str) -> str | None:
         return (
             f"outputs are named {{prefix}}-output_{{date-time}}-{{number}}.{{ext}}, and with this prefix of "
             f"{len(os.fsencode(prefix)):,} bytes their names would be too long for the file system "
-            f"(at most {MAX_NAME_BYTES} bytes): shorten it by {excess} bytes"
+            f"(at most {MAX_NAME_BYTES} bytes): shorten it by {excess} byte{'s' if excess > 1 else ''}"
         )
     try:
         check_prefix(prefix)
