@@ -4,60 +4,109 @@ exit codes. The only place that decides either."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
+import shlex
+import shutil
 import signal
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
-from typing import Final, TextIO
+from typing import Final, NoReturn, TextIO
 
 from . import __version__
 from .batch import DEFAULT_BATCH_FILE
 from .comfy.address import tls_context
 from .comfy.client import DEFAULT_SERVER, ClientOptions, Limits, ServerAddress
+from .comfy.launcher import (
+    DEFAULT_READY_TIMEOUT,
+    LaunchOptions,
+    check_server_args,
+    find_install,
+    is_local,
+    local_servers,
+    parse_gpus,
+)
 from .errors import (
     AccessDenied,
     BadInput,
     BatchError,
     InvalidBatch,
+    LaunchFailed,
     NotComfyUI,
     ServerError,
     ServerUnreachable,
     UnsafePath,
 )
 from .expand import DEFAULT_MAX_JOBS
+from .present import PresentOptions
 from .progress import Console
 from .quoting import shown, shown_path
 from .runner import RunOptions, run_batch
 from .scheduler import SchedulerOptions
 from .userfiles import read_bytes, writable_problem
 
-PROG = "ComfyUI-API-BatchProcessing.py"
 TOKEN_VARIABLE = "COMFYUI_TOKEN"
-# Bounds on option values: past them a value is a typo, and some would overflow a timer.
-MAX_SECONDS: Final = 30 * 24 * 3600.0  # --timeout, --retry-for, --http-timeout, --download-timeout
-MAX_IN_FLIGHT: Final = 1_000
-MAX_JOBS: Final = 1_000_000
-MAX_DOWNLOAD_MB: Final = 1024 * 1024.0
+# Bounds on option values: past them a value is a typo, and a larger wait would overflow a timer.
+MAX_COUNT: Final = 1_000_000  # --in-flight, --max-jobs
+MAX_NUMBER: Final = 30 * 24 * 3600.0  # seconds (30 days: --timeout, --retry-for, ...), megabytes
+INSTALLED_NAME = "comfyui-batch"
+# Options whose value may itself start with "--" (server arguments): always taken as the value.
+VERBATIM_VALUE_OPTIONS = ("--comfyui-args",)
+# Not repeated in the command that resumes a run.
+NOT_RESUMED = frozenset({"--resume"})
 
-EXAMPLES = f"""\
+
+@dataclass(frozen=True)
+class Program:
+    """How the tool calls itself: `name` in --help, --version and messages, `command` in hints
+    that give a command line to type."""
+
+    name: str
+    command: str
+
+    @classmethod
+    def from_argv0(cls, argv0: str, which: Callable[[str], str | None] = shutil.which) -> Program:
+        """`comfyui-batch` as installed, `ComfyUI-API-BatchProcessing.py` (run with python) as
+        the script, `python -m comfyui_batch` as the package."""
+        path = Path(argv0)
+        if path.name == "__main__.py":
+            return cls("python -m comfyui_batch", "python -m comfyui_batch")
+        if path.suffix == ".py":
+            return cls(path.name, f"python {shlex.quote(argv0)}")
+        name = path.name.removesuffix(".exe")
+        found = which(name)
+        on_path = found is not None and Path(found).resolve() == path.resolve()
+        return cls(name, name if on_path or not path.parent.name else shlex.quote(argv0))
+
+
+INSTALLED = Program(INSTALLED_NAME, INSTALLED_NAME)
+
+
+def examples(prog: Program) -> str:
+    run = prog.command
+    return f"""\
 examples:
-  python {PROG} batchs_files/prt-sd15-text2image.json
-  python {PROG} my-batch.json --server 192.168.1.20:8188
-  python {PROG} my-batch.json --server gpu1:8188 --server gpu2:8188
-  python {PROG} my-batch.json --resume        # after Ctrl-C, a crash or failed jobs
-  python {PROG} my-batch.json --dry-run --export-workflows jobs/
-  COMFYUI_URL=http://gpu-box:8188 python {PROG} my-batch.json --fail-fast
-  COMFYUI_TOKEN=... python {PROG} my-batch.json --server https://example.org/comfy
+  {run} batchs_files/prt-hello.json --comfyui ~/ComfyUI    # starts ComfyUI, runs, stops it
+  {run} my-batch.json --comfyui ~/ComfyUI --gpus 0,1,2,3   # one ComfyUI per GPU
+  {run} my-batch.json --comfyui ~/ComfyUI --comfyui-args "--cpu --preview-method none"
+  {run} my-batch.json --server 192.168.1.20:8188
+  {run} my-batch.json --server gpu1:8188 --server gpu2:8188
+  {run} my-batch.json --resume        # after Ctrl-C, a crash or failed jobs
+  {run} my-batch.json --dry-run --export-workflows jobs/
+  {run} my-batch.json --contact-sheet   # then open images/my-batch.html
+  COMFYUI_URL=http://gpu-box:8188 {run} my-batch.json --fail-fast
+  COMFYUI_TOKEN=... {run} my-batch.json --server https://example.org/comfy
 
 exit codes: 0 all jobs done, 1 some job failed, 2 bad input (nothing was queued),
-            3 server unreachable, 130 interrupted (Ctrl-C)
+            3 server unreachable (or --comfyui could not start it), 130 interrupted (Ctrl-C)
 """
 
 
@@ -69,11 +118,22 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
-def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    program: Program = INSTALLED,
+) -> int:
     """Runs the tool; returns the exit code (the console script passes it to sys.exit)."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(program)
+    args = parser.parse_args(verbatim_values(argv))
+    if args.batch_file is None and not DEFAULT_BATCH_FILE.exists():
+        print(no_batch_file(program, parser), file=stderr)
+        return ExitCode.BAD_INPUT
     try:
-        options, quiet = parse_args(argv)
+        options, quiet = run_options(args, resume_hint(program, argv))
     except BadInput as e:
         print(f"error: {e}", file=stderr)
         return ExitCode.BAD_INPUT
@@ -86,11 +146,11 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         return ExitCode.BAD_INPUT
     except ServerUnreachable as e:
         print(f"error: {e}", file=stderr)
-        print(
-            "Is ComfyUI running? Start it (python main.py in the ComfyUI folder, add --listen to reach it "
-            "from another machine) or point to it with --server URL or COMFYUI_URL.",
-            file=stderr,
-        )
+        print(unreachable_hint(e, launching=options.launch is not None), file=stderr)
+        return ExitCode.SERVER_UNREACHABLE
+    except LaunchFailed as e:
+        print(f"error: {e}", file=stderr)
+        print(launch_hint(e), file=stderr)
         return ExitCode.SERVER_UNREACHABLE
     except (NotComfyUI, AccessDenied) as e:
         print(f"error: {e}", file=stderr)
@@ -127,18 +187,71 @@ def second_interrupt_exits_at_once() -> Iterator[None]:
             os._exit(ExitCode.INTERRUPTED)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    # SIGTERM (a service manager, `kill`, a job scheduler's time limit) stops as Ctrl-C does.
+    previous = {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
-    args = build_parser().parse_args(argv)
+def no_batch_file(program: Program, parser: argparse.ArgumentParser) -> str:
+    return "\n".join(
+        [
+            f"{program.name}: no batch file given, and there is no ./{DEFAULT_BATCH_FILE} here.",
+            parser.format_usage().rstrip(),
+            f"Try: {program.command} batchs_files/prt-hello.json --comfyui PATH/TO/ComfyUI",
+            f"     {program.command} --help   (every option)",
+        ]
+    )
+
+
+def unreachable_hint(error: ServerUnreachable, launching: bool) -> str:
+    if not launching and is_local(ServerAddress(error.url)):
+        return (
+            "No ComfyUI is running there. Let this tool start it: --comfyui PATH/TO/ComfyUI (or set "
+            "COMFYUI_PATH); or start it yourself and give its address with --server URL or COMFYUI_URL."
+        )
+    return "Is ComfyUI running there, and reachable from here? Give its address with --server URL."
+
+
+def launch_hint(error: LaunchFailed) -> str:
+    if error.missing_module:
+        return (
+            f"{error.python} cannot import {error.missing_module!r}: it lacks ComfyUI's requirements. Give the "
+            "Python of ComfyUI's environment with --comfyui-python, or install them into this one "
+            f"({error.python} -m pip install -r requirements.txt in the ComfyUI folder)."
+        )
+    hint = 'Arguments for the server go in --comfyui-args (e.g. --comfyui-args "--cpu" without a GPU).'
+    return f"{hint} The whole log: {error.log}" if error.log else hint
+
+
+def verbatim_values(argv: Sequence[str]) -> list[str]:
+    """`--comfyui-args --cpu` as `--comfyui-args=--cpu`: argparse would take --cpu for an option."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in VERBATIM_VALUE_OPTIONS:
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+def resume_hint(program: Program, argv: Sequence[str]) -> str:
+    """The command that resumes this run: the options actually given, and --resume."""
+    kept = [arg for arg in argv if arg not in NOT_RESUMED]
+    return f"{program.command} {shlex.join([*kept, '--resume'])}"
+
+
+def run_options(args: argparse.Namespace, rerun: str) -> tuple[RunOptions, bool]:
+    addresses = server_addresses(args)
+    launch = launch_options(args, addresses)
+    if launch is not None and args.gpus:
+        addresses = [server.address for server in launch.servers]
     options = RunOptions(
-        batch_file=args.batch_file,
-        servers=server_addresses(args),
+        batch_file=args.batch_file or DEFAULT_BATCH_FILE,
+        servers=addresses,
         client=client_options(args),
         scheduler=SchedulerOptions(
             in_flight=args.in_flight,
@@ -153,6 +266,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[RunOptions, bool]:
         export_workflows=args.export_workflows,
         report=args.report,
         max_jobs=args.max_jobs,
+        launch=launch,
+        rerun=rerun,
+        present=PresentOptions(gallery=not args.no_gallery, contact_sheet=args.contact_sheet),
     )
     if args.export_workflows and not args.dry_run:
         raise BadInput(
@@ -196,19 +312,70 @@ def client_options(args: argparse.Namespace) -> ClientOptions:
     return ClientOptions(limits, args.ca_cert)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+def launch_options(args: argparse.Namespace, addresses: Sequence[ServerAddress]) -> LaunchOptions | None:
+    """What to start, from --comfyui (or COMFYUI_PATH) and the options that go with it."""
+    folder = args.comfyui or os.environ.get("COMFYUI_PATH") or None
+    if folder is None:
+        given = {
+            "--gpus": args.gpus,
+            "--comfyui-python": args.comfyui_python,
+            "--comfyui-args": args.comfyui_args,
+            "--keep-server": args.keep_server,
+        }
+        for option, value in given.items():
+            if value:
+                raise BadInput(None, option, "goes with --comfyui PATH/TO/ComfyUI (or COMFYUI_PATH)")
+        return None
+    if args.comfyui is None and not args.gpus and not any(is_local(a) for a in addresses):
+        return None  # COMFYUI_PATH is set, but this run's servers are elsewhere
+    try:
+        extra = tuple(shlex.split(" ".join(args.comfyui_args or ()), posix=os.name != "nt"))
+    except ValueError as e:
+        raise BadInput(None, "--comfyui-args", f"cannot split {' '.join(args.comfyui_args)!r}: {e}") from None
+    check_server_args(extra)
+    return LaunchOptions(
+        install=find_install(Path(folder).expanduser(), args.comfyui_python),
+        servers=local_servers(addresses, args.gpus or ()),
+        args=extra,
+        keep=args.keep_server,
+        ready_timeout=args.comfyui_timeout,
+    )
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a suggestion for a mistyped option."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(message + did_you_mean(message, list(self._option_string_actions)))
+
+
+def did_you_mean(message: str, options: Iterable[str]) -> str:
+    """ "; did you mean --server?" for "unrecognized arguments: --sever", else ""."""
+    prefix = "unrecognized arguments: "
+    if not message.startswith(prefix):
+        return ""
+    hints = []
+    for word in message[len(prefix) :].split():
+        if word.startswith("--"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], [o for o in options if o.startswith("--")], 1)
+            hints += [(word, close[0])] if close else []
+    if len(hints) == 1:
+        return f"; did you mean {hints[0][1]}?"
+    return "; did you mean " + ", ".join(f"{right} for {wrong}" for wrong, right in hints) + "?" if hints else ""
+
+
+def build_parser(program: Program = INSTALLED) -> argparse.ArgumentParser:
+    parser = Parser(
+        prog=program.name,
         description="Queue every job of a batch file on ComfyUI, follow them, and save their outputs.",
-        epilog=EXAMPLES,
+        epilog=examples(program),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "batch_file",
         nargs="?",
         type=Path,
-        default=DEFAULT_BATCH_FILE,
-        help=f"the batch file (JSON); default: {DEFAULT_BATCH_FILE}",
+        help=f"the batch file (JSON); default: ./{DEFAULT_BATCH_FILE}",
     )
     parser.add_argument(
         "--server",
@@ -242,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed job")
     parser.add_argument(
         "--in-flight",
-        type=_in_flight_count,
+        type=_positive_int,
         metavar="N",
         help="jobs queued on each server at once (default: adapts to the server's speed and the "
         "network's latency; at least 2, so the next job is always ready)",
@@ -252,10 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the original script's way: one job at a time, downloaded before the next is queued (slower)",
     )
-    parser.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="give up on a job running longer than this")
+    parser.add_argument(
+        "--timeout", type=_positive_float, metavar="SECONDS", help="give up on a job running longer than this"
+    )
     parser.add_argument(
         "--retry-for",
-        type=_seconds,
+        type=_positive_float,
         default=SchedulerOptions.retry_for,
         metavar="SECONDS",
         help="how long to keep retrying when no server answers (default: %(default)gs); "
@@ -263,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-jobs",
-        type=_bounded_int(MAX_JOBS),
+        type=_positive_int,
         default=DEFAULT_MAX_JOBS,
         metavar="N",
         help="refuse a batch whose variables, sweeps, repeats and dynamic prompts make more jobs than this "
@@ -272,8 +441,57 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--report", type=Path, metavar="FILE.json", help="also write the summary, with every job, as JSON"
     )
+    parser.add_argument(
+        "--no-gallery",
+        action="store_true",
+        help="do not write the gallery page ({batch name}.html beside the outputs, updated as jobs finish)",
+    )
+    parser.add_argument(
+        "--contact-sheet",
+        action="store_true",
+        help="also make {batch name}.contact.png: every image of the run on one sheet, labelled with job and seed",
+    )
     add_connection_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary on stderr")
+    server = parser.add_argument_group(
+        "starting ComfyUI", "when no server answers at the --server address, start one from a ComfyUI folder"
+    )
+    server.add_argument(
+        "--comfyui",
+        metavar="DIR",
+        help="the ComfyUI folder (the one holding main.py, or the portable build's); the server is started "
+        "there headless, and stopped when the batch ends; default: $COMFYUI_PATH",
+    )
+    server.add_argument(
+        "--comfyui-python",
+        type=Path,
+        metavar="PYTHON",
+        help="the Python that runs it; default: a venv or .venv in DIR, else the portable build's "
+        "python_embeded, else the Python running this tool",
+    )
+    server.add_argument(
+        "--comfyui-args",
+        action="append",
+        metavar='"ARGS"',
+        help="more arguments for the server, quoted as one (see the examples below)",
+    )
+    server.add_argument(
+        "--gpus",
+        type=_gpus,
+        metavar="0,1,...",
+        help="one server per GPU (--cuda-device N), on consecutive ports from the --server port; "
+        "the batch is spread over them",
+    )
+    server.add_argument(
+        "--comfyui-timeout",
+        type=_positive_float,
+        default=DEFAULT_READY_TIMEOUT,
+        metavar="SECONDS",
+        help="how long a server may take to start before we give up (default: %(default)gs)",
+    )
+    server.add_argument(
+        "--keep-server", action="store_true", help="leave the servers we started running after the batch"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -300,7 +518,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     limits = Limits()
     group.add_argument(
         "--http-timeout",
-        type=_seconds,
+        type=_positive_float,
         default=limits.request_seconds,
         metavar="SECONDS",
         help=f"bound on each API call (default: %(default)gs); connecting may take {limits.connect_seconds:g}s, "
@@ -308,52 +526,46 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--download-timeout",
-        type=_seconds,
+        type=_positive_float,
         metavar="SECONDS",
         help=f"bound on each output's download (default: {limits.download_grace_seconds:g}s plus 1s per "
         f"{limits.download_min_rate / 1024:g} KB received, so only a stalled or trickling transfer is cut)",
     )
     group.add_argument(
         "--max-download-mb",
-        type=_bounded_float(MAX_DOWNLOAD_MB, "MB"),
+        type=_positive_float,
         default=limits.max_download_bytes / 1024 / 1024,
         metavar="MB",
         help="largest output to download; a larger one fails its job (default: %(default)g)",
     )
 
 
-def _bounded_int(most: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text) if len(text) <= 20 else None
-        except ValueError:
-            value = None
-        if value is None or not 1 <= value <= most:
-            raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {most:,}, got {shown(text)}")
-        return value
-
-    return parse
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text) if len(text) <= 20 else 0
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_COUNT:,}, got {shown(text)}")
+    return value
 
 
-def _bounded_float(most: float, unit: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        # nan and inf are floats too; neither bounds a wait.
-        if not (math.isfinite(value) and 0 < value <= most):
-            raise argparse.ArgumentTypeError(
-                f"expected a number of {unit} above 0, at most {most:,.0f}, got {shown(text)}"
-            )
-        return value
-
-    return parse
+def _gpus(text: str) -> tuple[str, ...]:
+    try:
+        return parse_gpus(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
-_in_flight_count = _bounded_int(MAX_IN_FLIGHT)
-_seconds = _bounded_float(MAX_SECONDS, "seconds")
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_NUMBER):  # nan and inf bound no wait
+        raise argparse.ArgumentTypeError(f"expected a number above 0, at most {MAX_NUMBER:,.0f}, got {shown(text)}")
+    return value
 
 
 def console_script() -> None:
-    sys.exit(main())
+    sys.exit(main(program=Program.from_argv0(sys.argv[0])))

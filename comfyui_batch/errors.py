@@ -11,6 +11,7 @@
     │   ├── NotComfyUI              what answers is not ComfyUI (wrong port, another web app)
     │   └── AccessDenied            the server, or its proxy, wants credentials we lack
     ├── Cancelled                   stopped because the caller asked (Ctrl-C)
+    ├── LaunchFailed                a ComfyUI we start (--comfyui) did not come up: exit 3
     └── JobFailed                   one job failed; the batch goes on (exit 1 at the end)
         ├── PromptRejected          POST /prompt answered 400 (node_errors)
         └── DownloadLimit           an output is larger, or slower to come, than allowed
@@ -123,3 +124,25 @@ class PromptRejected(JobFailed):
 class DownloadLimit(JobFailed):
     """An output is larger than the download size limit, or took longer than its time bound.
     Trying again would fail the same way."""
+
+
+class LaunchFailed(BatchError):
+    """A ComfyUI server we were asked to start (--comfyui) did not come up: exit 3."""
+
+    def __init__(
+        self,
+        problem: str,
+        python: Path,
+        log: Path | None = None,
+        tail: Sequence[str] = (),
+        missing_module: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.python = python
+        self.log = log
+        self.tail = tuple(tail)
+        self.missing_module = missing_module  # the import that failed, when that is the reason
+        text = problem
+        if log is not None:
+            text += f"\nlast lines of its log ({log}):\n" + "\n".join(f"  {line}" for line in self.tail)
+        super().__init__(text)

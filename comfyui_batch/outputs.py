@@ -7,7 +7,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -181,6 +181,22 @@ def read_manifest(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(record, dict):
                 yield record
+
+
+def current_history(records: Iterable[dict[str, Any]], batch_file: str) -> list[dict[str, Any]]:
+    """The records of one batch since its last fresh run: a plain re-run starts a new history,
+    resumed runs continue the one before them. Runs of another batch file with the same name,
+    saving into the same folder, are skipped. `batch_file` is the resolved path runs record."""
+    history: list[dict[str, Any]] = []
+    ours = True
+    for record in records:
+        if record.get("event") == "run":
+            ours = record.get("batch_file") == batch_file
+            if ours and not record.get("resume"):
+                history.clear()
+        elif ours:
+            history.append(record)
+    return history
 
 
 def manifest_path(output_directory: Path, batch_file: Path) -> Path:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from .batch import Batch, Job
 from .comfy.client import ComfyClient
-from .comfy.convert import WIDGET_TYPES
 from .comfy.nodes import ANY, Autogrow, DynamicCombo, DynamicSlot, Input, MatchType, NodeDefinitions
 from .comfy.validate import check
+from .comfy.widgets import WIDGET_TYPES
 from .errors import BadInput
 from .plan import CutLink, PlannedJob, cut_links, job_graphs, raise_all, resolve
 from .quoting import shown

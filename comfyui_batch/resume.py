@@ -9,6 +9,7 @@ from typing import Any
 
 from .batch import Job
 from .expand import with_seeds
+from .outputs import current_history
 
 
 @dataclass(frozen=True)
@@ -67,19 +68,8 @@ def plan_resume(
 
 
 def _last_state_per_job(records: Iterable[dict[str, Any]], batch_file: str) -> dict[int, dict[str, Any]]:
-    """The last record of each job, counting from this batch's last fresh run (a plain re-run
-    starts a new history; resumed runs continue the one before them). Runs of another batch
-    file with the same name, saving into the same folder, are skipped."""
-    last: dict[int, dict[str, Any]] = {}
-    ours = True
-    for record in records:
-        if record.get("event") == "run":
-            ours = record.get("batch_file") == batch_file
-            if ours and not record.get("resume"):
-                last.clear()
-        elif ours and isinstance(record.get("job"), int):
-            last[record["job"]] = record
-    return last
+    """The last record of each job in this batch's current history (see `current_history`)."""
+    return {r["job"]: r for r in current_history(records, batch_file) if isinstance(r.get("job"), int)}
 
 
 def _with_recorded_seeds(job: Job, recorded: dict[str, Any], made_of: dict[str, Any]) -> Job | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from .batch import Batch, Job, batch_rng, expand_jobs, load_batch
 from .collect import collect
 from .comfy.client import ClientOptions, ComfyClient, ServerAddress
+from .comfy.launcher import Launcher, LaunchOptions
 from .comfy.nodes import NodeDefinitions
 from .comfy.validate import check
 from .dryrun import count_line, describe_jobs, export_workflows
@@ -24,6 +25,7 @@ from .expand import DEFAULT_MAX_JOBS, check_size
 from .outputs import Manifest, OutputFolder, check_prefix, manifest_path, read_manifest
 from .plan import PlannedJob, job_graphs
 from .preflight import Preflight, prepare, upload
+from .present import Presenter, PresentOptions, open_presenter, read_grid
 from .progress import Console, ConsoleReporter, Reporter
 from .results import SKIPPED, JobResult, Summary
 from .resume import ResumePlan, plan_resume
@@ -44,19 +46,29 @@ class RunOptions:
     report: Path | None = None
     random_seed: int | None = None  # makes "random" seeds reproducible (tests); else parameters.random_seed
     max_jobs: int = DEFAULT_MAX_JOBS  # a batch that expands to more is refused before anything runs
+    launch: LaunchOptions | None = None  # start ComfyUI where it is not running (--comfyui)
+    rerun: str | None = None  # the command line that resumes this run, as the user typed it
+    present: PresentOptions = field(default_factory=PresentOptions)  # gallery, contact sheet
 
 
 def run_batch(options: RunOptions, console: Console) -> Summary:
     batch = load_batch(options.batch_file)
+    grid = read_grid(batch)
     check_size(batch.expansion, options.max_jobs)  # counted before any job is made
     jobs = expand_jobs(batch, batch_rng(batch, options.random_seed))
     check_prefix(batch.save.filename_prefix)
     reporter = ConsoleReporter(console)
     for warning in batch.warnings:
         reporter.warning(warning)
+    if not jobs:
+        reporter.warning(f"{batch.path} has no jobs (its 'prompts' list is empty): nothing to run")
+        return Summary(0, [], 0.0)
     todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan(to_run=jobs)
 
     with ExitStack() as stack:
+        stack.callback(reporter.close)  # the live line is off the screen before any error message
+        if options.launch:
+            stack.enter_context(Launcher(options.launch, partial(server_log_path, batch), reporter))
         clients = [stack.enter_context(ComfyClient(address, options.client)) for address in options.servers]
         scheduler = Scheduler(clients, reporter, options.scheduler)
         stack.callback(scheduler.close)
@@ -71,7 +83,13 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
         folder, manifest = open_outputs(batch, stack)
         plans = {p.job.index: p for p in upload(checked, clients)}
         manifest.append(run_record(batch, jobs, options))
-        return execute(scheduler, todo, plans, partial(collect, folder=folder), manifest, len(jobs), options, reporter)
+        presenter = open_presenter(
+            batch, grid, options.present, todo.done, todo.wanted, manifest.path, manifest.append, options.resume
+        )
+        stack.callback(presenter.stop)
+        return execute(
+            scheduler, todo, plans, partial(collect, folder=folder), manifest, presenter, len(jobs), options, reporter
+        )
 
 
 def execute(
@@ -80,14 +98,16 @@ def execute(
     plans: dict[int, PlannedJob],
     collector: Collector,
     manifest: Manifest,
+    presenter: Presenter,
     total: int,
     options: RunOptions,
     reporter: Reporter,
 ) -> Summary:
     """Runs what is left and sums it up. Ctrl-C and dead servers end the run early, never
-    without a summary and the way to resume."""
+    without a summary and the way to resume. Every manifest record goes through `presenter`."""
     done = [JobResult(job, SKIPPED, files=files) for job, files in todo.done]
     reporter.started(total, [str(a) for a in options.servers], skipped=len(done))
+    presenter.start(reporter)
     started = time.monotonic()
     interrupted, unreachable = False, None
     try:
@@ -95,7 +115,7 @@ def execute(
             [plans[job.index] for job in todo.to_run],
             [Adopted(plans[e.job.index], e.server, e.prompt_id, e.queued_at) for e in todo.earlier],
             collect=collector,
-            record=manifest.append,
+            record=presenter.record,
         )
     except KeyboardInterrupt:
         interrupted = True
@@ -103,6 +123,7 @@ def execute(
         unreachable = e
     summary = Summary(total, done + scheduler.results, time.monotonic() - started, scheduler.server_stats, interrupted)
     finish(summary, options, reporter, manifest.path)
+    presenter.finish(summary.interrupted, reporter)
     if unreachable:
         raise unreachable
     return summary
@@ -129,11 +150,14 @@ def reach_servers(
             found = client.object_info(classes)
             if classes <= found.keys():
                 return NodeDefinitions.parse(found)
-        # Every definition: a GUI-format file needs them to convert, and for a class the server
-        # lacks they name its near names. The server may also replace a deprecated class.
-        with ThreadPoolExecutor(2) as pool:
-            everything, replacements = pool.submit(client.object_info), pool.submit(client.node_replacements)
-            return NodeDefinitions.parse(everything.result(), replacements.result())
+        # Every definition: a GUI-format file needs them to convert (and which GUI the server
+        # serves, whose rules it follows), and for a class the server lacks they name its near
+        # names. The server may also replace a deprecated class.
+        with ThreadPoolExecutor(3) as pool:
+            replies = [
+                pool.submit(call) for call in (client.object_info, client.node_replacements, client.system_stats)
+            ]
+            return NodeDefinitions.parse(*(reply.result() for reply in replies))
 
     with ThreadPoolExecutor(len(clients)) as pool:
         attempts = [pool.submit(ask, client) for client in clients]
@@ -233,7 +257,14 @@ def finish(summary: Summary, options: RunOptions, reporter: Reporter, manifest: 
         )
 
 
+def server_log_path(batch: Batch, port: int) -> Path:
+    """Where a ComfyUI we start writes its log: beside the manifest."""
+    return manifest_path(batch.save.output_directory, batch.path).with_name(f"{batch.path.stem}.comfyui-{port}.log")
+
+
 def resume_command(options: RunOptions) -> str:
+    if options.rerun:
+        return options.rerun
     servers = " ".join(f"--server {a}" for a in options.servers)
     return f"python ComfyUI-API-BatchProcessing.py {options.batch_file} {servers} --resume"
 

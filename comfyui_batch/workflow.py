@@ -238,11 +238,11 @@ def load_workflow(path: Path, definitions: NodeDefinitions | None = None) -> Wor
                 "'Save (API Format)'), and point workflow_file at the exported file",
             )
         graph = _checked_graph(path, _converted(path, data, definitions))
-        return Workflow(path, graph, from_ui=True, widgets=_widget_inputs(data, definitions.raw))
+        return Workflow(path, graph, from_ui=True, widgets=_widget_inputs(data, definitions))
     return Workflow(path, _checked_graph(path, data))
 
 
-def _widget_inputs(ui: Mapping[str, Any], object_info: Mapping[str, Any]) -> dict[str, tuple[str | None, ...]]:
+def _widget_inputs(ui: Mapping[str, Any], definitions: NodeDefinitions) -> dict[str, tuple[str | None, ...]]:
     """For each top-level node of a GUI-format workflow, the input each widget value feeds."""
     found = {}
     for node in ui.get("nodes") or []:
@@ -251,13 +251,13 @@ def _widget_inputs(ui: Mapping[str, Any], object_info: Mapping[str, Any]) -> dic
             count = len(raw) if isinstance(raw, (list, Mapping)) else 0
             node_id = node["id"]
             key = str(int(node_id)) if isinstance(node_id, float) and node_id.is_integer() else str(node_id)
-            found[key] = tuple(widget_input_name(node, i, object_info) for i in range(count))
+            found[key] = tuple(widget_input_name(node, i, definitions) for i in range(count))
     return found
 
 
 def _converted(path: Path, ui: Mapping[str, Any], definitions: NodeDefinitions) -> Graph:
     try:
-        graph = ui_to_api(ui, definitions.raw)
+        graph = ui_to_api(ui, definitions, frontend_version=definitions.frontend_version)
     except ConversionError as e:
         # The problem may quote a value of the file, of any length.
         problem = shortened(e.problem, MAX_PROBLEM_WIDTH)

@@ -15,7 +15,8 @@ from typing import Any
 from comfyui_batch.comfy.convert import is_ui_format
 
 MODEL_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".onnx")
-INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".mp4", ".webm", ".mov", ".wav", ".mp3", ".flac", ".glb")
+INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".mp4", ".webm", ".mov", ".wav", ".mp3", ".flac")
+MODEL_3D_SUFFIXES = (".glb", ".gltf", ".fbx", ".obj", ".stl", ".usdz", ".ply")
 # A 1x1 PNG, for the input files templates name.
 TINY_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8ffff3f0005fe02fe"
@@ -37,7 +38,7 @@ def file_values(prompt: Mapping[str, Any]) -> Iterator[str]:
     """The constant inputs of a prompt that name a file (models, images, sounds...)."""
     for node in prompt.values():
         for value in node.get("inputs", {}).values():
-            if isinstance(value, str) and value.lower().endswith(MODEL_SUFFIXES + INPUT_SUFFIXES):
+            if isinstance(value, str) and value.lower().endswith(MODEL_SUFFIXES + INPUT_SUFFIXES + MODEL_3D_SUFFIXES):
                 yield value
 
 
@@ -51,8 +52,10 @@ def install_placeholders(names: set[str], models_dir: Path, input_dir: Path) -> 
                 (folder / name).parent.mkdir(parents=True, exist_ok=True)
                 (folder / name).write_bytes(b"")
         else:
-            (input_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            (input_dir / name).write_bytes(TINY_PNG)
+            # Load3D lists the files of input/3d; the GUI uploads them there.
+            for folder in (input_dir, input_dir / "3d") if name.lower().endswith(MODEL_3D_SUFFIXES) else (input_dir,):
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                (folder / name).write_bytes(TINY_PNG)
 
 
 def post(url: str, path: str, body: Any) -> tuple[int, Any]:

@@ -103,7 +103,7 @@ def test_saving_disabled_downloads_nothing_and_names_the_server_files(
     )
     run = run_cli(str(batch), "--server", comfy_server.url)
     assert run.code == 0, run.err
-    assert [p.name for p in out.iterdir()] == ["batch.manifest.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["batch.html", "batch.manifest.jsonl"]  # and the gallery page
     (name,) = run.out.splitlines()
     assert name.startswith("output/bk_") and (comfy_server.output_dir / name.removeprefix("output/")).exists()
 

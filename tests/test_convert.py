@@ -1,21 +1,32 @@
 """UI-format (GUI) workflow -> API-format prompt conversion (comfyui_batch.comfy.convert).
 
-Small hand-written workflows check one rule each against a small hand-written /object_info;
-the shared SD1.5 fixture must convert exactly to what the GUI's "Export (API)" gave; and every
-template of comfyui-workflow-templates (from the test server's venv) must convert into a prompt
-whose required inputs are all there.
+Small hand-written workflows check one rule each against a small hand-written /object_info, or
+against the /object_info of a real server saved in tests/data/convert; the SD1.5 fixture must
+convert exactly to what the GUI's "Export (API)" gave. Then, per server line, every template of
+the line's template set (comfyui-workflow-templates in the server's venv) must convert exactly as
+that server's own frontend converts it (tests/frontend.py drives it in headless Chromium), and
+into a prompt whose required inputs are all there.
+
+Nothing here builds or looks for a server environment at import time: the template tests get
+theirs through fixtures (conftest.py), and only when they run.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+import time
+import urllib.request
+from collections.abc import Container, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from comfy_server import comfyui_home
+from comfy_server import ComfyServer
+from frontend import Frontend, FrontendError, open_frontend
+from playwright.sync_api import Browser
+from templates import template_files
 
 from comfyui_batch.comfy.convert import (
     VIRTUAL_NODE_TYPES,
@@ -23,20 +34,22 @@ from comfyui_batch.comfy.convert import (
     is_ui_format,
     ui_to_api,
     unknown_class_types,
+    widget_input_name,
 )
+from comfyui_batch.comfy.nodes import AUTOGROW, NodeDefinitions, types_fit
 
-DATA = Path(__file__).parent / "data" / "convert"
-SHARED_FIXTURES = Path("/work/shared/fixtures")
-TEMPLATES_VERSION = "0.7.25"
+DATA = Path(__file__).parent / "data"
 
 
-def _load_object_info() -> dict[str, Any]:
-    with gzip.open(DATA / "object_info-0.3.75.json.gz", "rt", encoding="utf-8") as f:
+def _load_object_info(line: str) -> dict[str, Any]:
+    """/object_info of the test server of a line, as saved in tests/data/convert."""
+    with gzip.open(DATA / "convert" / f"object_info-{line}.json.gz", "rt", encoding="utf-8") as f:
         info: dict[str, Any] = json.load(f)
     return info
 
 
-SERVER_OBJECT_INFO = _load_object_info()  # /object_info of the ComfyUI 0.3.75 test server
+SERVER_OBJECT_INFO = _load_object_info("0.3.75")
+OBJECT_INFO_0_33 = _load_object_info("0.33.0")
 
 # --------------------------------------------------------------------------- a small object_info
 
@@ -264,18 +277,18 @@ def txt2img(*, lora_mode: int = 0) -> dict[str, Any]:
     )
 
 
-# --------------------------------------------------------------------------- the shared fixture
+# --------------------------------------------------------------------------- the SD1.5 fixture
 
 
 def test_sd15_fixture_converts_exactly_as_the_gui_exports_it() -> None:
-    ui = json.loads((SHARED_FIXTURES / "sd15-text2image.ui.json").read_text())
-    expected = json.loads((SHARED_FIXTURES / "sd15-text2image.api.json").read_text())
+    ui = json.loads((DATA / "sd15-text2image.ui.json").read_text())
+    expected = json.loads((DATA / "sd15-text2image.api.json").read_text())
     assert ui_to_api(ui, SERVER_OBJECT_INFO) == expected
 
 
 def test_is_ui_format_tells_gui_files_from_api_prompts() -> None:
-    ui = json.loads((SHARED_FIXTURES / "sd15-text2image.ui.json").read_text())
-    api = json.loads((SHARED_FIXTURES / "sd15-text2image.api.json").read_text())
+    ui = json.loads((DATA / "sd15-text2image.ui.json").read_text())
+    api = json.loads((DATA / "sd15-text2image.api.json").read_text())
     assert is_ui_format(ui)
     assert not is_ui_format(api)
     assert not is_ui_format([ui])
@@ -283,7 +296,7 @@ def test_is_ui_format_tells_gui_files_from_api_prompts() -> None:
 
 
 def test_an_api_prompt_is_refused() -> None:
-    api = json.loads((SHARED_FIXTURES / "sd15-text2image.api.json").read_text())
+    api = json.loads((DATA / "sd15-text2image.api.json").read_text())
     with pytest.raises(ConversionError, match="not a ComfyUI GUI workflow"):
         ui_to_api(api, SERVER_OBJECT_INFO)
 
@@ -725,6 +738,30 @@ def test_a_subgraph_is_flattened_with_outer_inner_ids() -> None:
     assert inputs_of(prompt, "11")["model"] == ["4", 0], "subgraph input wired straight to an output"
 
 
+def test_a_subgraph_node_whose_id_the_workflow_already_uses_is_renumbered_as_the_frontend_does() -> None:
+    ui = subgraph_workflow([777])
+    ui["nodes"].append(node(1, "Note", ["a note taking id 1"]))  # inner node 1 is the KSampler
+    prompt = ui_to_api(ui, OBJECT_INFO)
+    assert set(prompt) == {"4", "5", "30:100", "30:2", "8", "9", "11"}  # last_node_id is 99
+    assert inputs_of(prompt, "8")["samples"] == ["30:100", 0]
+    assert inputs_of(prompt, "30:100")["seed"] == 777
+    # Frontend 1.32 kept the saved ids.
+    assert "30:1" in ui_to_api(ui, OBJECT_INFO, frontend_version="1.32.9")
+
+
+def test_an_inner_socket_fed_by_a_promoted_widget_gets_that_widgets_value() -> None:
+    # The seed input also feeds a PreviewAny's socket: the instance shows no value of its own, so
+    # the socket gets the value of the KSampler's seed widget that was promoted.
+    ui = subgraph_workflow([])
+    sub = ui["definitions"]["subgraphs"][0]
+    sub["inputs"][1]["linkIds"].append(8)
+    sub["nodes"].append(node(12, "PreviewAny", inputs=[inp("source", "*", 8)]))
+    sub["links"].append(link(8, -10, 1, 12, 0, "*"))
+    prompt = ui_to_api(ui, OBJECT_INFO)
+    assert inputs_of(prompt, "30:12") == {"source": 5}
+    assert inputs_of(prompt, "30:1")["seed"] == 5
+
+
 def test_subgraph_widget_values_without_proxy_widgets_follow_the_input_order() -> None:
     prompt = ui_to_api(subgraph_workflow([778]), OBJECT_INFO)
     assert inputs_of(prompt, "30:1")["seed"] == 778
@@ -775,7 +812,8 @@ def test_a_bypassed_subgraph_passes_its_inputs_through() -> None:
     assert inputs_of(prompt, "8")["samples"] == ["5", 0], "LATENT output <- the LATENT input"
 
 
-def test_nested_subgraphs_get_nested_ids() -> None:
+def nested_subgraph_workflow(inner_mode: int = 0) -> dict[str, Any]:
+    """The sampler subgraph (instance 7, in `inner_mode`) wrapped in another (instance 30)."""
     inner = sampler_subgraph()
     outer_id = "a1b2c3d4-0000-4000-8000-000000000002"
     outer = {
@@ -794,6 +832,7 @@ def test_nested_subgraphs_get_nested_ids() -> None:
                 [55],
                 inputs=[inp("model", "MODEL", 1), inp("clip", "CLIP", 2), inp("latent", "LATENT", 3)],
                 outputs=[out("LATENT", "LATENT", [4]), out("model", "MODEL", [])],
+                mode=inner_mode,
             )
         ],
         "links": [
@@ -809,11 +848,22 @@ def test_nested_subgraphs_get_nested_ids() -> None:
     ui["nodes"] = [n for n in ui["nodes"] if n["id"] != 11]
     ui["links"] = [link for link in ui["links"] if link[0] != 6]
     ui["definitions"] = {"subgraphs": [outer, inner]}
-    prompt = ui_to_api(ui, OBJECT_INFO)
+    return ui
+
+
+def test_nested_subgraphs_get_nested_ids() -> None:
+    prompt = ui_to_api(nested_subgraph_workflow(), OBJECT_INFO)
     assert set(prompt) == {"4", "5", "30:7:1", "30:7:2", "8", "9"}
     assert inputs_of(prompt, "30:7:1")["seed"] == 55
     assert inputs_of(prompt, "30:7:1")["model"] == ["4", 0]
     assert inputs_of(prompt, "8")["samples"] == ["30:7:1", 0]
+
+
+def test_a_bypassed_subgraph_inside_another_still_has_its_nodes_sent_and_passes_its_input_on() -> None:
+    # graphToPrompt expands nested instances whatever their mode; only the bypass applies.
+    prompt = ui_to_api(nested_subgraph_workflow(inner_mode=4), OBJECT_INFO)
+    assert set(prompt) == {"4", "5", "30:7:1", "30:7:2", "8", "9"}
+    assert inputs_of(prompt, "8")["samples"] == ["5", 0]
 
 
 def test_a_subgraph_that_contains_itself_is_an_error() -> None:
@@ -903,24 +953,296 @@ def test_group_node_internal_links_and_a_grouped_primitive() -> None:
     assert "42:3" not in prompt
 
 
-# --------------------------------------------------------------------------- the template corpus
+# --------------------------------------------------------------------------- ComfyUI 0.33 widgets (frontend 1.49)
 
 
-def _server_site_packages() -> Path:
-    """site-packages of the test server's venv (tests/comfyui_env.sh builds it on first use)."""
-    (site,) = comfyui_home().glob("venv/lib/python3*/site-packages")
-    return site
+def one_node(type_: str, widgets: Any, inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return workflow([node(1, type_, widgets, inputs=inputs)], [])
 
 
-def _template_files() -> list[Path]:
-    return sorted(_server_site_packages().glob("comfyui_workflow_templates*/templates/*.json"), key=lambda p: p.name)
+def test_dynamic_combo_children_take_the_values_after_it_so_the_seed_stays_the_seed() -> None:
+    # The Wan 2.7 text-to-video template as saved: model, its five children, seed, control, ...
+    saved = ["wan2.7-t2v", "a florist", "", "720P", "16:9", 5, 799656577, "randomize", True, False]
+    prompt = ui_to_api(one_node("Wan2TextToVideoApi", saved), OBJECT_INFO_0_33)
+    assert inputs_of(prompt, "1") == {
+        "model": "wan2.7-t2v",
+        "model.prompt": "a florist",
+        "model.negative_prompt": "",
+        "model.resolution": "720P",
+        "model.ratio": "16:9",
+        "model.duration": 5,
+        "seed": 799656577,
+        "prompt_extend": True,
+        "watermark": False,
+    }
 
 
-def _template_workflows() -> Iterator[tuple[Path, dict[str, Any]]]:
-    for path in _template_files():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if is_ui_format(data):  # the folder also holds index.json and its translations
-            yield path, data
+def test_a_dynamic_combo_option_brings_its_own_children() -> None:
+    saved = ["scale dimensions", 1024, 768, "center", "lanczos"]
+    prompt = ui_to_api(one_node("ResizeImageMaskNode", saved), OBJECT_INFO_0_33)
+    assert inputs_of(prompt, "1") == {
+        "resize_type": "scale dimensions",
+        "resize_type.width": 1024,
+        "resize_type.height": 768,
+        "resize_type.crop": "center",
+        "scale_method": "lanczos",
+    }
+    saved = ["scale by multiplier", 1.5, "area"]
+    assert inputs_of(ui_to_api(one_node("ResizeImageMaskNode", saved), OBJECT_INFO_0_33), "1") == {
+        "resize_type": "scale by multiplier",
+        "resize_type.multiplier": 1.5,
+        "scale_method": "area",
+    }
+
+
+def test_nested_dynamic_combos_name_their_children_by_path() -> None:
+    prompt = ui_to_api(one_node("SaveVideo", ["video/x", "auto", "auto"]), OBJECT_INFO_0_33)
+    assert inputs_of(prompt, "1") == {
+        "filename_prefix": "video/x",
+        "format": "auto",
+        "format.codec": "auto",
+        "codec": "auto",  # the optional top-level codec keeps its default
+    }
+
+
+def test_autogrow_inputs_are_linked_by_their_saved_names() -> None:
+    nodes = [
+        node(1, "LoadImage", ["a.png", "image"], outputs=[out("IMAGE", "IMAGE", [1, 2])]),
+        node(2, "BatchImagesNode", [], inputs=[inp("images.image0", "IMAGE", 1), inp("images.image1", "IMAGE", 2)]),
+    ]
+    links = [[1, 1, 0, 2, 0, "IMAGE"], [2, 1, 0, 2, 1, "IMAGE"]]
+    prompt = ui_to_api(workflow(nodes, links), OBJECT_INFO_0_33)
+    assert inputs_of(prompt, "2") == {"images.image0": ["1", 0], "images.image1": ["1", 0]}
+
+
+def test_a_widget_that_is_sent_but_not_saved_gets_its_default() -> None:
+    # ImageCompare's compare_view is not in widgets_values, yet the GUI sends it.
+    prompt = ui_to_api(one_node("ImageCompare", []), OBJECT_INFO_0_33)
+    assert inputs_of(prompt, "1") == {"compare_view": {"__value__": ["", ""]}}
+
+
+def test_a_widget_type_override_makes_a_widget_of_that_type() -> None:
+    info = {"Shade": _cls({"amount": ["FLOAT,INT", {"widgetType": "FLOAT", "default": 0.5}]}, ["FLOAT"])}
+    assert inputs_of(ui_to_api(one_node("Shade", [0.25]), info), "1") == {"amount": 0.25}
+
+
+def test_custom_combo_options_grow_with_the_saved_values_and_the_index_is_computed() -> None:
+    saved = ["4s", 7, "3s", "4s", "5s", ""]
+    prompt = ui_to_api(one_node("CustomCombo", saved), OBJECT_INFO_0_33)
+    assert inputs_of(prompt, "1") == {
+        "choice": "4s",
+        "index": 1,
+        "option1": "3s",
+        "option2": "4s",
+        "option3": "5s",
+        "option4": "",
+    }
+
+
+def test_a_float_with_a_value_control_skips_the_control_value() -> None:
+    info = {"Jitter": _cls({"x": ["FLOAT", {"control_after_generate": True}], "y": ["INT", {}]}, ["FLOAT"])}
+    assert inputs_of(ui_to_api(one_node("Jitter", [0.5, "fixed", 3]), info), "1") == {"x": 0.5, "y": 3}
+
+
+def test_widget_input_name_tells_which_input_a_saved_value_feeds() -> None:
+    wan = node(1, "Wan2TextToVideoApi", ["wan2.7-t2v", "a florist", "", "720P", "16:9", 5, 7, "fixed", True, False])
+    names = [widget_input_name(wan, i, OBJECT_INFO_0_33) for i in range(11)]
+    assert names == [
+        "model",
+        "model.prompt",
+        "model.negative_prompt",
+        "model.resolution",
+        "model.ratio",
+        "model.duration",
+        "seed",
+        None,  # control_after_generate
+        "prompt_extend",
+        "watermark",
+        None,  # past the end
+    ]
+    assert widget_input_name(node(2, "NoSuchClass", [1]), 0, OBJECT_INFO_0_33) is None
+
+
+# --------------------------------------------------------------------------- the template sets
+
+# Inputs whose value only a browser can make: the Load3D extension renders the scene and uploads
+# captures when the prompt is queued (see convert.py's docstring). The harness turns WebGL off, so
+# there it sends the saved value as we do; a browser with WebGL would not. Class -> input names.
+BROWSER_MADE_INPUTS = {"Load3D": frozenset({"image"}), "Load3DAdvanced": frozenset({"viewport_state"})}
+# Inputs where the frontend is wrong and the server would reject what it sends:
+# (line, template, node id, input) -> why we differ.
+FRONTEND_BUGS = {
+    ("0.33.0", "templates_graphic_design_recomposer", "143:157", "model.aspect_ratio"): (
+        "frontend 1.49.6 sets up a PrimitiveNode inside a subgraph before it repairs the saved link "
+        "slots (fixLinkInputSlots runs after configure), so the primitive copies the value of the wrong "
+        "input of its first target (GeminiImage2Node.model) and sends 'gemini-3-pro-image-preview' as an "
+        "aspect ratio; we send the primitive's saved '16:9'"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    workflow: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def templates(comfy_home: Path) -> list[Template]:
+    """The GUI workflows of the line's template set."""
+    return [Template(path.stem, json.loads(path.read_text(encoding="utf-8"))) for path in template_files(comfy_home)]
+
+
+@pytest.fixture(scope="session")
+def server_object_info(comfy_server: ComfyServer) -> dict[str, Any]:
+    with urllib.request.urlopen(comfy_server.url + "/object_info", timeout=60) as response:
+        info: dict[str, Any] = json.load(response)
+    return info
+
+
+@dataclass(frozen=True)
+class FrontendRun:
+    version: str
+    prompts: dict[str, dict[str, Any] | str]  # template name -> prompt, or why the frontend failed
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def frontend(comfy_server: ComfyServer, browser: Browser) -> Iterator[Frontend]:
+    """The line's server's own frontend, in one page for the whole session."""
+    with open_frontend(browser, comfy_server.url) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def frontend_run(frontend: Frontend, templates: list[Template]) -> FrontendRun:
+    """Every template of the line converted by the server's own frontend."""
+    prompts: dict[str, dict[str, Any] | str] = {}
+    started = time.monotonic()
+    for template in templates:
+        try:
+            prompts[template.name] = frontend.graph_to_prompt(template.workflow)
+        except FrontendError as e:
+            prompts[template.name] = str(e)
+    return FrontendRun(frontend.version, prompts, time.monotonic() - started)
+
+
+def test_the_frontend_harness_sends_prompt_text_and_filename_prefix_as_saved(frontend: Frontend) -> None:
+    # With the GUI's dynamic prompts and filename substitutions active, both would change.
+    ui = txt2img()
+    ui["nodes"][2]["widgets_values"] = ["a {red|blue} fox // a comment"]
+    ui["nodes"][7]["widgets_values"] = ["%date:yyyy-MM-dd%/fox"]
+    prompt = frontend.graph_to_prompt(ui)
+    assert prompt["6"]["inputs"]["text"] == "a {red|blue} fox // a comment"
+    assert prompt["9"]["inputs"]["filename_prefix"] == "%date:yyyy-MM-dd%/fox"
+
+
+def prompt_differences(
+    ours: dict[str, Any], theirs: dict[str, Any], known: Container[str], excused: Container[tuple[str, str]] = ()
+) -> list[str]:
+    """Node by node, class_type and inputs; empty when the prompts are the same. A node of a class
+    the server lacks is compared on its links only: the frontend sends no class_type for it and
+    only the widgets of its placeholder, we send the class so that the server names it."""
+    found = []
+    for node_id in sorted(set(ours) | set(theirs)):
+        mine, frontend = ours.get(node_id), theirs.get(node_id)
+        if mine is None or frontend is None:
+            side = "ours" if frontend is None else "the frontend's"
+            found.append(f"node {node_id} ({(mine or frontend or {}).get('class_type')}) only in {side}")
+            continue
+        class_type = str(mine.get("class_type"))
+        inputs, frontend_inputs = mine["inputs"], frontend["inputs"]
+        if class_type not in known:
+            inputs, frontend_inputs = _links(inputs), _links(frontend_inputs)
+        elif class_type != frontend.get("class_type"):
+            found.append(f"node {node_id}: class_type {class_type!r}, frontend {frontend.get('class_type')!r}")
+        skipped = BROWSER_MADE_INPUTS.get(class_type, frozenset())
+        for name in sorted(set(inputs) | set(frontend_inputs)):
+            a, b = inputs.get(name, "<absent>"), frontend_inputs.get(name, "<absent>")
+            if a != b and name not in skipped and (node_id, name) not in excused:
+                found.append(
+                    f"node {node_id} {class_type}.{name}: ours {json.dumps(a)[:60]}, frontend {json.dumps(b)[:60]}"
+                )
+    return found
+
+
+def _links(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in inputs.items() if isinstance(value, list)}
+
+
+def test_the_template_set_is_there(server_line: str, templates: list[Template]) -> None:
+    # 0.3.75 ships comfyui-workflow-templates 0.7.25 (188 workflows); 0.33.0 ships 0.11.44 (506).
+    assert len(templates) >= {"0.3.75": 180, "0.33.0": 500}[server_line]
+
+
+@pytest.mark.corpus
+@pytest.mark.timeout(1800)  # the frontend's pass over 500 templates takes minutes on a busy machine
+def test_every_template_converts_as_the_servers_frontend_does(
+    server_line: str,
+    templates: list[Template],
+    server_object_info: dict[str, Any],
+    frontend_run: FrontendRun,
+) -> None:
+    differences: dict[str, list[str]] = {}
+    for template in templates:
+        theirs = frontend_run.prompts[template.name]
+        if isinstance(theirs, str):
+            differences[template.name] = [f"the frontend failed: {theirs[:200]}"]
+            continue
+        converted = ui_to_api(template.workflow, server_object_info, frontend_version=frontend_run.version)
+        excused = {(n, i) for (line, t, n, i) in FRONTEND_BUGS if (line, t) == (server_line, template.name)}
+        found = prompt_differences(json.loads(json.dumps(converted)), theirs, server_object_info, excused)
+        if found:
+            differences[template.name] = found
+    equal = len(templates) - len(differences)
+    excused = sum(1 for key in FRONTEND_BUGS if key[0] == server_line)
+    print(
+        f"\nComfyUI {server_line}, frontend {frontend_run.version}: {equal} / {len(templates)} templates convert "
+        f"equal to the frontend's graphToPrompt, {excused} input(s) excused as frontend bugs "
+        f"(frontend run {frontend_run.seconds:.0f} s)"
+    )
+    shown = {name: found[:5] for name, found in list(differences.items())[:20]}
+    assert not differences, f"{len(differences)} templates differ: {json.dumps(shown, indent=1)}"
+
+
+def _needed(prompt: dict[str, dict[str, Any]], classes: NodeDefinitions) -> list[str]:
+    """The nodes the server validates: output nodes and what they depend on."""
+    todo = [i for i, n in prompt.items() if getattr(classes.get(n["class_type"]), "output_node", False)]
+    seen: list[str] = []
+    while todo:
+        node_id = todo.pop()
+        if node_id in seen or node_id not in prompt:
+            continue
+        seen.append(node_id)
+        todo += [v[0] for v in prompt[node_id]["inputs"].values() if isinstance(v, list)]
+    return seen
+
+
+def _missing_inputs(prompt: dict[str, dict[str, Any]], classes: NodeDefinitions) -> list[str]:
+    """Problems the server would report as missing inputs, dead links or wrong link types, in
+    the nodes it validates."""
+    problems = []
+    for node_id in _needed(prompt, classes):
+        api_node = prompt[node_id]
+        class_type = api_node["class_type"]
+        node_class = classes.get(class_type)
+        assert node_class is not None
+        live = node_class.live_inputs(api_node["inputs"])
+        for name, spec in live.items():
+            if spec.required and spec.type not in (AUTOGROW,) and name not in api_node["inputs"]:
+                problems.append(f"{node_id} ({class_type}): required input {name!r} missing")
+        for name, value in api_node["inputs"].items():
+            if not isinstance(value, list):
+                continue
+            origin, slot = value
+            origin_class = classes.get(prompt[origin]["class_type"]) if origin in prompt else None
+            if origin_class is None:
+                problems.append(f"{node_id} ({class_type}): {name!r} linked to absent node {origin}")
+                continue
+            given = origin_class.outputs[slot].type
+            if name in live and not types_fit(given, live[name].type):
+                problems.append(f"{node_id} ({class_type}): {name!r} gets {given} from {origin}")
+    return problems
 
 
 def _classes_needed(ui: dict[str, Any]) -> set[str]:
@@ -931,71 +1253,18 @@ def _classes_needed(ui: dict[str, Any]) -> set[str]:
     return {n["type"] for n in nodes} - local - VIRTUAL_NODE_TYPES
 
 
-TEMPLATES = list(_template_workflows())
-CONVERTIBLE = [(p, ui) for p, ui in TEMPLATES if _classes_needed(ui) <= SERVER_OBJECT_INFO.keys()]
-
-
-def _output_type(class_type: str, slot: int) -> str:
-    outputs = SERVER_OBJECT_INFO[class_type]["output"]
-    kind = outputs[slot]
-    return "COMBO" if isinstance(kind, list) else str(kind)
-
-
-def _input_spec(class_type: str, name: str) -> Any:
-    inputs = SERVER_OBJECT_INFO[class_type]["input"]
-    return inputs.get("required", {}).get(name) or inputs.get("optional", {}).get(name)
-
-
-def _fits(output_type: str, input_type: Any) -> bool:
-    wanted = "COMBO" if isinstance(input_type, list) else str(input_type)
-    if "*" in (output_type, wanted) or output_type == wanted:
-        return True
-    return bool(set(output_type.split(",")) & set(wanted.split(",")))
-
-
-def _check_prompt(prompt: dict[str, dict[str, Any]]) -> list[str]:
-    """Problems the server would report as missing inputs, dead links or wrong link types."""
-    problems = []
-    for node_id, api_node in prompt.items():
-        class_type = api_node["class_type"]
-        for name in SERVER_OBJECT_INFO[class_type]["input"].get("required", {}):
-            if name not in api_node["inputs"]:
-                problems.append(f"{node_id} ({class_type}): required input {name!r} missing")
-        for name, value in api_node["inputs"].items():
-            if not isinstance(value, list):
-                continue
-            origin, slot = value
-            if origin not in prompt:
-                problems.append(f"{node_id} ({class_type}): {name!r} linked to absent node {origin}")
-                continue
-            spec = _input_spec(class_type, name)
-            origin_type = _output_type(prompt[origin]["class_type"], slot)
-            if spec is not None and not _fits(origin_type, spec[0]):
-                problems.append(f"{node_id} ({class_type}): {name!r} gets {origin_type} from {origin}")
-    return problems
-
-
-def test_template_corpus_is_there_and_mostly_convertible() -> None:
-    excluded = {
-        p.name: sorted(_classes_needed(ui) - SERVER_OBJECT_INFO.keys())
-        for p, ui in TEMPLATES
-        if (p, ui) not in CONVERTIBLE
-    }
-    print(
-        f"\n{len(CONVERTIBLE)} of {len(TEMPLATES)} templates convertible; excluded for classes "
-        f"the 0.3.75 test server lacks: {excluded}"
-    )
-    # comfyui-workflow-templates 0.7.25: 188 workflows, 162 convertible (26 need audio or
-    # custom-node classes the test server does not have).
-    assert len(TEMPLATES) >= 150
-    assert len(CONVERTIBLE) >= 0.8 * len(TEMPLATES)
-
-
-CORPUS_CASES = [pytest.param(p, ui, id=p.stem) for p, ui in CONVERTIBLE]
-
-
-@pytest.mark.parametrize("path, ui", CORPUS_CASES)
-def test_template_converts_with_every_required_input(path: Path, ui: dict[str, Any]) -> None:
-    prompt = ui_to_api(ui, SERVER_OBJECT_INFO, strict=True)
-    assert prompt, f"{path.name}: nothing to run"
-    assert _check_prompt(prompt) == []
+@pytest.mark.corpus
+def test_every_template_with_known_classes_gives_its_outputs_every_required_input(
+    server_line: str, templates: list[Template], server_object_info: dict[str, Any]
+) -> None:
+    convertible = [t for t in templates if _classes_needed(t.workflow) <= server_object_info.keys()]
+    classes = NodeDefinitions(server_object_info)
+    problems = {}
+    for template in convertible:
+        prompt = ui_to_api(template.workflow, classes, strict=True)
+        found = _missing_inputs(prompt, classes) if prompt else ["nothing to run"]
+        if found:
+            problems[template.name] = found
+    print(f"\nComfyUI {server_line}: {len(convertible)} of {len(templates)} templates use only classes it has")
+    assert len(convertible) >= 0.8 * len(templates)
+    assert problems == {}

@@ -116,7 +116,7 @@ def test_unreachable_server_names_the_url_and_exits_3(tmp_path: Path) -> None:
     run = run_cli(str(batch), "--server", f"127.0.0.1:{port}")
     assert run.code == 3
     assert f"cannot reach ComfyUI at http://127.0.0.1:{port}" in run.err
-    assert "Is ComfyUI running?" in run.err
+    assert "No ComfyUI is running there. Let this tool start it: --comfyui" in run.err
     assert "Traceback" not in run.err
 
 

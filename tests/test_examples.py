@@ -28,6 +28,7 @@ def test_the_examples_are_there() -> None:
         "wkf-SDXL-base-API.json",
         "wkf-Flux1-Schnell-API.json",
         "wkf-Z-Image-Turbo-API.json",
+        "wkf-hello-API.json",
     } <= names
     assert (REPO / "batchs" / "prompt-1.json").exists()
 
@@ -41,7 +42,7 @@ def test_every_shipped_batch_resolves_against_its_workflow(path: Path) -> None:
     for plan in plans:
         graph = plan.graph()
         for name, value in plan.job.values.items():
-            target = batch.items[name]
+            target = plan.targets[name]  # resolved: items may name their node by title or class
             assert graph[target.node_id][target.section][target.field] == value
 
 

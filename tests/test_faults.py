@@ -29,6 +29,7 @@ def test_hostile_server_names_are_refused(tmp_path: Path, filename: str, subfold
     assert run.code == 1
     assert "refusing" in run.err and "outside the output directory" in run.err
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        "batch.html",  # the gallery page
         "batch.json",
         "batch.manifest.jsonl",
         "wf.json",
@@ -42,7 +43,7 @@ def test_a_transfer_cut_short_leaves_no_file_and_fails_the_job(tmp_path: Path) -
         run = run_cli(str(write_batch(tmp_path, [{"color": 1}])), "--server", fake.url, "--no-validate")
     assert run.code == 1
     assert "could not save output/ok.png" in run.err
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["batch.manifest.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["batch.html", "batch.manifest.jsonl"]
 
 
 def test_a_corrupt_image_is_not_saved(tmp_path: Path) -> None:
@@ -51,4 +52,4 @@ def test_a_corrupt_image_is_not_saved(tmp_path: Path) -> None:
         run = run_cli(str(write_batch(tmp_path, [{"color": 1}])), "--server", fake.url, "--no-validate")
     assert run.code == 1
     assert "does not decode" in run.err
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["batch.manifest.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["batch.html", "batch.manifest.jsonl"]

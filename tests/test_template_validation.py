@@ -21,14 +21,16 @@ from comfyui_batch.errors import ConversionError
 
 def definitions(url: str) -> NodeDefinitions:
     with ComfyClient(ServerAddress.parse(url)) as client:
-        return NodeDefinitions.parse(client.object_info(), client.node_replacements())
+        return NodeDefinitions.parse(client.object_info(), client.node_replacements(), client.system_stats())
 
 
 def converted(paths: list[Path], defs: NodeDefinitions) -> dict[str, dict[str, Any]]:
     prompts = {}
     for path in paths:
         try:
-            prompts[path.stem] = ui_to_api(json.loads(path.read_text(encoding="utf-8")), defs.raw)
+            prompts[path.stem] = ui_to_api(
+                json.loads(path.read_text(encoding="utf-8")), defs, frontend_version=defs.frontend_version
+            )
         except ConversionError:
             continue  # counted by the conversion tests
     return prompts
@@ -47,10 +49,11 @@ def test_every_template_the_server_accepts_passes_pre_flight(
     defs = definitions(server.url)  # now listing the placeholders
     prompts = converted(paths, defs)
     false_problems: dict[str, list[str]] = {}
-    accepted = rejected = missed = 0
+    accepted = rejected = 0
+    missed: dict[str, Any] = {}
     with worker_held(server.url):
         for name, prompt in prompts.items():
-            ok, _ = server_verdict(server.url, prompt)
+            ok, reply = server_verdict(server.url, prompt)
             problems = validate([(1, prompt)], defs)
             if ok:
                 accepted += 1
@@ -58,10 +61,14 @@ def test_every_template_the_server_accepts_passes_pre_flight(
                     false_problems[name] = [f"{p.place}: {p.message}" for p in problems]
             else:
                 rejected += 1
-                missed += not problems
+                if not problems:
+                    missed[name] = reply
     summary = (
         f"ComfyUI {server_line}: {len(paths)} templates, {len(prompts)} converted; the server accepts {accepted}, "
-        f"rejects {rejected} (pre-flight finds nothing in {missed} of those); false problems in {len(false_problems)}"
+        f"rejects {rejected} (pre-flight finds nothing in {len(missed)} of those: {sorted(missed)}); "
+        f"false problems in {len(false_problems)}"
     )
     print(summary)
+    for name, reply in missed.items():
+        print(f"  missed in {name}: {str(reply)[:600]}")
     assert not false_problems, summary + "\n" + "\n".join(f"{n}: {p[:3]}" for n, p in false_problems.items())

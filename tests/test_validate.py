@@ -60,8 +60,12 @@ def test_a_correct_workflow_has_no_problems() -> None:
 
 def test_every_shipped_example_workflow_is_clean_but_for_its_models() -> None:
     for path in sorted((Path(__file__).parent.parent / "workflows-files").glob("*.json")):
-        problems = validate([(1, json.loads(path.read_text()))], SERVER_INFO)
-        assert problems, f"{path.name}: the test server has no models, so its loaders are wrong"
+        graph = json.loads(path.read_text())
+        problems = validate([(1, graph)], SERVER_INFO)
+        loads_models = any(str(v).endswith(".safetensors") for node in graph.values() for v in node["inputs"].values())
+        # The test server has no models: a workflow that loads some is refused for them, the
+        # model-free demo is clean.
+        assert bool(problems) == loads_models, f"{path.name}: {problems}"
         assert {p.input for p in problems} <= {
             "ckpt_name",
             "vae_name",

@@ -7,21 +7,20 @@ definitions of the server that will run the prompt (`GET /object_info`), so they
 and nothing here does I/O.
 
 The rules are those of the frontend's `graphToPrompt` (ComfyUI_frontend `src/utils/executionUtil.ts`
-and `ExecutableNodeDTO.ts`, as shipped in comfyui-frontend-package 1.32.9):
+and `ExecutableNodeDTO.ts`), as shipped in comfyui-frontend-package 1.32.9 (ComfyUI 0.3.75) and
+1.49.6 (ComfyUI 0.33.0); `frontend_version` picks one, the newest by default. The test suite
+checks them against each server's own frontend on every template of its line
+(tests/test_convert.py):
 
-- Widget values are named by walking the class's `required` then `optional` inputs in
-  `input_order`. Each widget-typed input (INT, FLOAT, STRING, BOOLEAN, COMBO, ...) without
-  `forceInput` owns one value. UI-only values that follow it are skipped: `control_after_generate`
-  after an INT that has it (or, unless the spec says otherwise, is named `seed` / `noise_seed`),
-  control and filter after a COMBO that has it, the `upload` button of upload combos. Missing
-  trailing values take the input's default, as a freshly created widget would; extra trailing
-  values (status texts of API nodes, 3D previews) are ignored. `widgets_values` given as a dict
-  (VideoHelperSuite) is read by name. Files from old frontends that also gave `forceInput` inputs
-  a value are recognised when the count matches exactly, and those values are dropped.
+- Widget values are named by building the node's widgets as the frontend does, DynamicCombo
+  children, UI-only companions and the widgets the frontend's own extensions add included, and
+  handing the saved values out in order (widgets.py says how). `widgets_values` given as a dict
+  (VideoHelperSuite) is read by name.
 - Links then overwrite widget values of the same name and become `[origin_id, slot]`, after
   resolving the real origin: through legacy Reroute nodes, through bypassed nodes (mode 4: the
   input at the same index if its type fits, else the first of exactly the wanted type, else the
-  first compatible one), into and out of subgraphs.
+  first compatible one), into and out of subgraphs. Autogrow inputs (`images.image0`) are named
+  by their saved input.
 - PrimitiveNode copies its value into the widget of every node it feeds; Reroute, Note,
   MarkdownNote, PrimitiveNode and subgraph / group-node instances are not emitted themselves.
   Muted (mode 2) and bypassed nodes are not emitted, and inputs linked to a node that was not
@@ -29,7 +28,8 @@ and `ExecutableNodeDTO.ts`, as shipped in comfyui-frontend-package 1.32.9):
   would for the GUI).
 - Subgraphs (`definitions.subgraphs`) and legacy group nodes (`extra.groupNodes`, node type
   `workflow>Name`) are flattened; inner nodes get ids `"<instance id>:<inner id>"` (nested as
-  needed; inner ids of group nodes are their index in the definition).
+  needed; inner ids of group nodes are their index in the definition). An instance's own widgets
+  (promoted widgets, in `proxyWidgets` order when saved) feed the inner inputs they stand for.
 - `_meta.title` is the node's own title, or the class's `display_name` (else its name).
 - Array values are wrapped as `{"__value__": [...]}` so the server does not read them as links.
 
@@ -39,8 +39,10 @@ Decisions where the frontend gave no single answer:
   inputs we can still name (links, dict-style widget values, values from PrimitiveNodes); the
   server will reject the prompt. `unknown_class_types()` lists them, and `strict=True` turns them
   into a `ConversionError` instead.
-- A muted or bypassed subgraph / group-node instance hides all of its inner nodes (the current
-  frontend does this; 1.32.9 still ran them). A bypassed instance passes its inputs through to its
+- A muted or bypassed subgraph / group-node instance placed in the workflow itself hides all of
+  its inner nodes, whatever the frontend version (1.49 does this; 1.32.9 still ran them, which no
+  template of its line relies on); one nested in a subgraph does not (graphToPrompt expands
+  nested instances whatever their mode), and a bypassed instance passes its inputs through to its
   outputs like any bypassed node.
 - Text is sent as saved. The GUI rewrites two things while queueing that the server does not:
   `{a|b}` choices and `//`, `/* */` comments in `dynamicPrompts` text inputs (CLIPTextEncode's
@@ -52,18 +54,38 @@ Decisions where the frontend gave no single answer:
   subgraph that contains itself, circular reroutes) raise `ConversionError`, as the GUI refuses
   to queue them too.
 
-Not handled: frontend extensions that act at queue time (rgthree, KJNodes Set/Get, other custom
-virtual nodes: they are emitted as unknown classes) and widgets added by extensions to the
-middle of a node's widget list (e.g. Load3D's buttons), which shift the values after them.
+- Values only a browser can make are sent as saved: Load3D's viewport widget (`image`), which
+  the GUI fills at queue time by rendering the 3D scene and uploading captures of it.
+- Node classes whose widgets the frontend's own extensions shape are followed where the shape is
+  known (CustomCombo's growing option list and computed index, the media upload buttons, the
+  audio player, the 3D viewers and Load3D's buttons, 1.32's PreviewAny text); extensions of
+  custom node packs are not known here.
+
+Not handled: frontend extensions of custom node packs that act at queue time (rgthree, KJNodes
+Set/Get, other custom virtual nodes: they are emitted as unknown classes) or add widgets to a
+node's widget list, which shift the values after them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ..errors import ConversionError  # part of the package's error tree; re-exported here
+from .nodes import Input, NodeClass, NodeDefinitions, parse_class
+from .widgets import (
+    UNSET,
+    FrontendVersion,
+    has_value_control,
+    has_widget,
+    input_specs,
+    node_widgets,
+    parse_frontend_version,
+    saved_widget_names,
+    widget_values,
+    widgets_for,
+)
 
 __all__ = ["ConversionError", "is_ui_format", "ui_to_api", "unknown_class_types", "widget_input_name"]
 
@@ -73,37 +95,12 @@ MODE_BYPASS: Final = 4
 # Pseudo node ids used by links inside a subgraph definition for its own input and output.
 SUBGRAPH_INPUT_ID: Final = "-10"
 SUBGRAPH_OUTPUT_ID: Final = "-20"
+# Frontends from this one on renumber subgraph nodes whose id is taken (1.32.9 did not).
+UNIQUE_IDS_FRONTEND: Final = (1, 49)
 
 # Nodes that only exist in the GUI; the frontend marks them isVirtualNode.
 VIRTUAL_NODE_TYPES: Final = frozenset({"PrimitiveNode", "Reroute", "Note", "MarkdownNote"})
 
-# Input types for which the frontend creates a value-holding widget (its ComfyWidgets table plus
-# the types registered by its bundled extensions).
-WIDGET_TYPES: Final = frozenset(
-    {
-        "INT",
-        "FLOAT",
-        "STRING",
-        "BOOLEAN",
-        "COMBO",
-        "MARKDOWN",
-        "COLOR",
-        "TEXTAREA",
-        "IMAGECOMPARE",
-        "CHART",
-        "GALLERIA",
-        "WEBCAM",
-        "LOAD_3D",
-    }
-)
-SEED_INPUT_NAMES: Final = frozenset({"seed", "noise_seed"})
-# Upload buttons (and the audio player) that follow a combo in widgets_values.
-UPLOAD_COMPANIONS: Final = {
-    "image_upload": 1,
-    "video_upload": 1,
-    "animated_image_upload": 1,
-    "audio_upload": 2,
-}
 # Names under which dict-style widgets_values may hold UI-only values.
 UI_ONLY_WIDGET_NAMES: Final = frozenset(
     {"control_after_generate", "control_before_generate", "control_filter_list", "upload"}
@@ -122,30 +119,42 @@ def is_ui_format(data: Any) -> bool:
 
 
 def ui_to_api(
-    ui: Mapping[str, Any], object_info: Mapping[str, Any], *, strict: bool = False
+    ui: Mapping[str, Any],
+    definitions: NodeDefinitions | Mapping[str, Any],
+    *,
+    strict: bool = False,
+    frontend_version: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Convert a UI-format workflow to API format, using the server's /object_info definitions.
+    """Convert a UI-format workflow to API format, using the server's node definitions (or its
+    /object_info reply as sent).
 
-    With `strict`, node classes missing from `object_info` raise ConversionError instead of
-    being emitted for the server to reject.
+    `frontend_version` is the frontend the server serves (its /system_stats
+    `required_frontend_version`); without it, the newest known frontend's rules apply. With
+    `strict`, node classes the server lacks raise ConversionError instead of being emitted for
+    the server to reject.
     """
     if not is_ui_format(ui):
         raise ConversionError("not a ComfyUI GUI workflow (expected 'nodes' and 'links' lists)")
-    placed = _flatten(_root_scope(ui), _Definitions.of(ui), object_info)
-    flat = _Flat(placed, object_info, _primitive_values(placed))
+    server = _Server.of(definitions, frontend_version)
+    if server.frontend >= UNIQUE_IDS_FRONTEND:
+        ui = _with_unique_node_ids(ui)
+    placed = _flatten(_root_scope(ui), _Definitions.of(ui), server)
+    flat = _Flat(placed, server, _primitive_values(placed))
     prompt = {p.exec_id: _convert_node(flat, p) for p in placed.values() if _is_emitted(p)}
     _prune_dangling_links(prompt)
     if strict:
-        _reject_unknown_classes(prompt, object_info)
+        _reject_unknown_classes(prompt, server)
     return prompt
 
 
-def unknown_class_types(prompt: Mapping[str, Mapping[str, Any]], object_info: Mapping[str, Any]) -> dict[str, str]:
+def unknown_class_types(
+    prompt: Mapping[str, Mapping[str, Any]], classes: NodeDefinitions | Mapping[str, Any]
+) -> dict[str, str]:
     """Node id -> class_type for every node of an API prompt that the server does not define."""
     return {
         node_id: str(node.get("class_type"))
         for node_id, node in prompt.items()
-        if node.get("class_type") not in object_info
+        if node.get("class_type") not in classes
     }
 
 
@@ -229,33 +238,22 @@ _Source = _Output | _Constant | None
 @dataclass(frozen=True)
 class _Flat:
     placed: Mapping[str, _Placed]
-    object_info: Mapping[str, Any]
+    server: _Server
     # Exec id of a node -> {widget name: value a PrimitiveNode puts there}.
     primitive_values: Mapping[str, Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
-class _InputSpec:
-    name: str
-    type: str  # "COMBO" for V1 list combos too
-    options: Mapping[str, Any]
-    choices: tuple[Any, ...]
+class _Server:
+    """What conversion knows of the server that will run the prompt."""
 
-    @property
-    def is_widget(self) -> bool:
-        return self.type in WIDGET_TYPES
+    classes: NodeDefinitions
+    frontend: FrontendVersion
 
-    @property
-    def force_input(self) -> bool:
-        return bool(self.options.get("forceInput"))
-
-
-@dataclass(frozen=True)
-class _WidgetSlot:
-    """One position in widgets_values: a named widget, or a UI-only value that follows one."""
-
-    spec: _InputSpec
-    companion: bool
+    @staticmethod
+    def of(definitions: NodeDefinitions | Mapping[str, Any], frontend_version: str | None) -> _Server:
+        classes = definitions if isinstance(definitions, NodeDefinitions) else NodeDefinitions(definitions)
+        return _Server(classes, parse_frontend_version(frontend_version))
 
 
 @dataclass(frozen=True)
@@ -272,10 +270,100 @@ class _Definitions:
         return _Definitions(subgraphs, groups if isinstance(groups, Mapping) else {})
 
 
-_NO_VALUE: Final = object()
-
-
 # --------------------------------------------------------------------------- reading the file
+
+
+def _with_unique_node_ids(ui: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The workflow with subgraph nodes renumbered where their id is already taken, by the root
+    graph or an earlier subgraph definition, as the frontend does on load (its
+    deduplicateSubgraphNodeIds): the ids of inner nodes are part of the prompt's node ids."""
+    definitions = ui.get("definitions")
+    subgraphs = definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
+    if not isinstance(definitions, Mapping) or not isinstance(subgraphs, list) or not subgraphs:
+        return ui
+    state = ui.get("state")
+    last = ui.get("last_node_id") if ui.get("version") == 0.4 else (state or {}).get("lastNodeId")
+    ids = _IdAllocator(last if isinstance(last, int) else 0)
+    for node in _list_of_maps(ui.get("nodes")):
+        if isinstance(node.get("id"), int):
+            ids.reserve(node["id"])
+    renumbered: list[Any] = []
+    remapped: dict[str, dict[str, int]] = {}
+    for subgraph in subgraphs:
+        if not isinstance(subgraph, Mapping):
+            renumbered.append(subgraph)
+            continue
+        mapping = ids.claim([_key(n.get("id")) for n in _list_of_maps(subgraph.get("nodes"))])
+        if mapping:
+            remapped[str(subgraph.get("id"))] = mapping
+        renumbered.append(_renumbered_subgraph(subgraph, mapping) if mapping else subgraph)
+    if not remapped:
+        return ui
+    renumbered = [_with_proxy_ids(s, remapped) if isinstance(s, Mapping) else s for s in renumbered]
+    nodes = [_with_proxy_ids(n, remapped) for n in _list_of_maps(ui.get("nodes"))]
+    return {**ui, "nodes": nodes, "definitions": {**definitions, "subgraphs": renumbered}}
+
+
+@dataclass
+class _IdAllocator:
+    """The frontend's node id bookkeeping while it loads a workflow (state.lastNodeId)."""
+
+    last: int
+    used: set[str] = field(default_factory=set)
+
+    def reserve(self, node_id: int) -> None:
+        self.used.add(str(node_id))
+
+    def claim(self, keys: Sequence[str]) -> dict[str, int]:
+        """Takes each id in turn; one already taken gets the next free number. Old -> new."""
+        mapping: dict[str, int] = {}
+        for key in keys:
+            if key in self.used:
+                self.last += 1
+                while str(self.last) in self.used:
+                    self.last += 1
+                mapping[key] = self.last
+                self.used.add(str(self.last))
+            else:
+                self.used.add(key)
+                if key.lstrip("-").isdigit() and int(key) > self.last:
+                    self.last = int(key)
+        return mapping
+
+
+def _renumbered_subgraph(subgraph: Mapping[str, Any], mapping: Mapping[str, int]) -> dict[str, Any]:
+    def new_id(old: Any) -> Any:
+        return mapping.get(_key(old), old)
+
+    nodes = [{**n, "id": new_id(n.get("id"))} for n in _list_of_maps(subgraph.get("nodes"))]
+
+    def new_link(entry: Any) -> Any:
+        if isinstance(entry, Mapping):
+            return {**entry, "origin_id": new_id(entry.get("origin_id")), "target_id": new_id(entry.get("target_id"))}
+        if isinstance(entry, list) and len(entry) >= 5:
+            return [entry[0], new_id(entry[1]), entry[2], new_id(entry[3]), *entry[4:]]
+        return entry
+
+    links = [new_link(entry) for entry in subgraph.get("links") or []]
+    return {**subgraph, "nodes": nodes, "links": links}
+
+
+def _with_proxy_ids(node: Mapping[str, Any], remapped: Mapping[str, Mapping[str, int]]) -> Mapping[str, Any]:
+    """An instance whose `proxyWidgets` name inner nodes that were renumbered, patched."""
+    mapping = remapped.get(_node_type(node))
+    properties = node.get("properties")
+    proxies = properties.get("proxyWidgets") if isinstance(properties, Mapping) else None
+    if not mapping or not isinstance(properties, Mapping) or not isinstance(proxies, list):
+        return node
+    patched = [
+        [str(mapping[_key(p[0])]), *p[1:]] if isinstance(p, list) and p and _key(p[0]) in mapping else p
+        for p in proxies
+    ]
+    return {**node, "properties": {**properties, "proxyWidgets": patched}}
+
+
+def _list_of_maps(raw: Any) -> list[Mapping[str, Any]]:
+    return [n for n in raw if isinstance(n, Mapping)] if isinstance(raw, list) else []
 
 
 def _collect_subgraphs(container: Mapping[str, Any], into: dict[str, Mapping[str, Any]]) -> None:
@@ -415,124 +503,29 @@ def _widget_name(entry: Mapping[str, Any] | None) -> str | None:
     return str(name) if name else None
 
 
-# --------------------------------------------------------------------------- node definitions
-
-
-def _input_specs(info: Mapping[str, Any]) -> Iterator[_InputSpec]:
-    """The class's required then optional inputs, in the order the GUI lays out widgets."""
-    inputs = info.get("input")
-    order = info.get("input_order")
-    for section in ("required", "optional"):
-        specs = inputs.get(section) if isinstance(inputs, Mapping) else None
-        if not isinstance(specs, Mapping):
-            continue
-        listed = order.get(section) if isinstance(order, Mapping) else None
-        names = [n for n in listed if n in specs] if isinstance(listed, list) else []
-        names += [n for n in specs if n not in names]
-        for name in names:
-            spec = _parse_spec(str(name), specs[name])
-            if spec is not None:
-                yield spec
-
-
-def _parse_spec(name: str, raw: Any) -> _InputSpec | None:
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, (list, tuple)) or not raw:
-        return None
-    options = raw[1] if len(raw) > 1 and isinstance(raw[1], Mapping) else {}
-    if isinstance(raw[0], (list, tuple)):  # V1 combo: the type is the list of choices
-        return _InputSpec(name, "COMBO", options, tuple(raw[0]))
-    choices = options.get("options")  # V3 combo: "COMBO" with {"options": [...]}
-    listed = tuple(choices) if isinstance(choices, list) else ()
-    return _InputSpec(name, str(raw[0]), options, listed)
-
-
-def _has_value_control(spec: _InputSpec) -> bool:
-    """Whether the GUI adds a control_after_generate widget after this one."""
-    flag = spec.options.get("control_after_generate")
-    if spec.type == "INT":
-        return bool(flag) if flag is not None else spec.name in SEED_INPUT_NAMES
-    return spec.type == "COMBO" and bool(flag)
-
-
-def _companion_count(spec: _InputSpec) -> int:
-    if spec.type == "INT":
-        return 1 if _has_value_control(spec) else 0
-    if spec.type != "COMBO":
-        return 0
-    count = 2 if _has_value_control(spec) else 0  # control value and control_filter_list
-    return count + sum(n for flag, n in UPLOAD_COMPANIONS.items() if spec.options.get(flag))
-
-
-def _widget_layout(info: Mapping[str, Any], *, with_forced: bool) -> tuple[_WidgetSlot, ...]:
-    slots: list[_WidgetSlot] = []
-    for spec in _input_specs(info):
-        if not spec.is_widget or (spec.force_input and not with_forced):
-            continue
-        slots.append(_WidgetSlot(spec, False))
-        slots += [_WidgetSlot(spec, True)] * _companion_count(spec)
-    return tuple(slots)
-
-
-def _default_value(spec: _InputSpec) -> Any:
-    """What a freshly created widget holds, or _NO_VALUE when the GUI would have nothing."""
-    if "default" in spec.options:
-        return spec.options["default"]
-    if spec.type == "COMBO":
-        return spec.choices[0] if spec.choices else _NO_VALUE
-    return {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False}.get(spec.type, _NO_VALUE)
-
-
 # --------------------------------------------------------------------------- widget values
 
 
-def _widget_inputs(node: Mapping[str, Any], info: Mapping[str, Any] | None) -> dict[str, Any]:
+def _widget_inputs(node: Mapping[str, Any], info: NodeClass | None, frontend: FrontendVersion) -> dict[str, Any]:
     raw = node.get("widgets_values")
     if isinstance(raw, Mapping):
-        return _named_widget_values(raw, info)
+        return _named_widget_values(raw, info, frontend)
     if info is None:
         return {}  # without the definition, a bare list cannot be named
-    values = list(raw) if isinstance(raw, list) else []
-    layout = _widget_layout(info, with_forced=False)
-    return _assign(layout, _drop_forced_values(info, layout, values))
+    return widget_values(info, list(raw) if isinstance(raw, list) else [], frontend)
 
 
-def _assign(layout: Sequence[_WidgetSlot], values: Sequence[Any]) -> dict[str, Any]:
-    named: dict[str, Any] = {}
-    for position, slot in enumerate(layout):
-        if slot.companion:
-            continue
-        value = values[position] if position < len(values) else _default_value(slot.spec)
-        if value is not _NO_VALUE:
-            named[slot.spec.name] = value
-    return named
-
-
-def _drop_forced_values(info: Mapping[str, Any], layout: Sequence[_WidgetSlot], values: list[Any]) -> list[Any]:
-    # Older frontends kept a value for forceInput widgets too. Like the GUI's
-    # migrateWidgetsValues, only an exact count match is taken as proof of that.
-    if len(values) == len(layout):
-        return values
-    forced = _widget_layout(info, with_forced=True)
-    if len(forced) == len(layout) or len(values) != len(forced):
-        return values
-    return [v for slot, v in zip(forced, values, strict=True) if not slot.spec.force_input]
-
-
-def _named_widget_values(raw: Mapping[str, Any], info: Mapping[str, Any] | None) -> dict[str, Any]:
-    specs = {s.name: s for s in _input_specs(info)} if info is not None else {}
+def _named_widget_values(raw: Mapping[str, Any], info: NodeClass | None, frontend: FrontendVersion) -> dict[str, Any]:
+    widgets = {w.name: w for w in node_widgets(info, frontend) if w.sent} if info is not None else {}
     named: dict[str, Any] = {}
     for name, value in raw.items():
         # Undeclared keys may be widgets an extension added (sent by the GUI too), but an object
         # under an undeclared key is UI state, e.g. VideoHelperSuite's "videopreview".
-        if name in specs or (name not in UI_ONLY_WIDGET_NAMES and not isinstance(value, Mapping)):
+        if name in widgets or (name not in UI_ONLY_WIDGET_NAMES and not isinstance(value, Mapping)):
             named[str(name)] = value
-    for name, spec in specs.items():
-        if spec.is_widget and not spec.force_input and name not in named:
-            default = _default_value(spec)
-            if default is not _NO_VALUE:
-                named[name] = default
+    for name, widget in widgets.items():
+        if name not in named and widget.default is not UNSET:
+            named[name] = widget.default
     return named
 
 
@@ -544,10 +537,10 @@ def _wrap(value: Any) -> Any:
 # --------------------------------------------------------------------------- flattening
 
 
-def _flatten(root: _Scope, definitions: _Definitions, object_info: Mapping[str, Any]) -> dict[str, _Placed]:
+def _flatten(root: _Scope, definitions: _Definitions, server: _Server) -> dict[str, _Placed]:
     placed: dict[str, _Placed] = {}
     scopes = {key: _subgraph_scope(d) for key, d in definitions.subgraphs.items()}
-    _place_scope(root, (), False, (), placed, scopes, definitions, object_info)
+    _place_scope(root, (), False, (), placed, scopes, definitions, server)
     return placed
 
 
@@ -559,17 +552,19 @@ def _place_scope(
     placed: dict[str, _Placed],
     scopes: Mapping[str, _Scope],
     definitions: _Definitions,
-    object_info: Mapping[str, Any],
+    server: _Server,
 ) -> None:
     for local_id, node in scope.nodes.items():
-        instance = _instance_of(node, scopes, definitions, object_info)
+        instance = _instance_of(node, scopes, definitions, server)
         item = _Placed(path, local_id, node, scope, instance, hidden)
         placed[item.exec_id] = item
         if instance is None:
             continue
         if instance.scope.key in active:
             raise ConversionError(f"{instance.scope.name} contains itself", item.exec_id, item.type)
-        inner_hidden = hidden or _mode(node) in (MODE_NEVER, MODE_BYPASS)
+        # Only an instance in the workflow itself hides its inner nodes when muted or bypassed:
+        # graphToPrompt expands nested instances whatever their mode.
+        inner_hidden = hidden or (not path and _mode(node) in (MODE_NEVER, MODE_BYPASS))
         _place_scope(
             instance.scope,
             (*path, local_id),
@@ -578,7 +573,7 @@ def _place_scope(
             placed,
             scopes,
             definitions,
-            object_info,
+            server,
         )
 
 
@@ -586,17 +581,17 @@ def _instance_of(
     node: Mapping[str, Any],
     scopes: Mapping[str, _Scope],
     definitions: _Definitions,
-    object_info: Mapping[str, Any],
+    server: _Server,
 ) -> _Instance | None:
     node_type = _node_type(node)
     if node_type in scopes:
         scope = scopes[node_type]
         slots = _match_instance_inputs(_slots(node, "inputs"), scope.inputs)
-        return _Instance(scope, slots, _promoted_values(node, scope, object_info))
+        return _Instance(scope, slots, _promoted_values(node, scope, server))
     for prefix in GROUP_NODE_PREFIXES:
         name = node_type[len(prefix) :]
         if node_type.startswith(prefix) and isinstance(definitions.group_nodes.get(name), Mapping):
-            return _group_instance(node, name, definitions.group_nodes[name], object_info)
+            return _group_instance(node, name, definitions.group_nodes[name], server)
     return None
 
 
@@ -620,17 +615,23 @@ def _match_instance_inputs(
 
 def _promoted_target(scope: _Scope, index: int) -> tuple[Mapping[str, Any], str] | None:
     """The first inner (node, widget name) that subgraph input `index` feeds, if any."""
+    found = _promoted_target_id(scope, index)
+    return (scope.nodes[found[0]], found[1]) if found is not None else None
+
+
+def _promoted_target_id(scope: _Scope, index: int) -> tuple[str, str] | None:
+    """The first inner (node id, widget name) that subgraph input `index` feeds, if any."""
     for link_id, link in scope.links.items():
         if link.origin_id != SUBGRAPH_INPUT_ID or link.origin_slot != index:
             continue
         node = scope.nodes.get(link.target_id)
         name = _widget_name(_entry_for_link(node, link_id, link.target_slot)) if node else None
         if node is not None and name is not None:
-            return node, name
+            return link.target_id, name
     return None
 
 
-def _promoted_values(node: Mapping[str, Any], scope: _Scope, object_info: Mapping[str, Any]) -> dict[int, Any]:
+def _promoted_values(node: Mapping[str, Any], scope: _Scope, server: _Server) -> dict[int, Any]:
     """Definition input index -> value of the instance's widget for it.
 
     An instance shows a widget for each subgraph input wired to an inner widget; its
@@ -646,7 +647,7 @@ def _promoted_values(node: Mapping[str, Any], scope: _Scope, object_info: Mappin
     order = _promoted_order(node, scope, promoted)
     if len(values) > len(order):
         # Some saved instances also carry the control_after_generate value of seed-like widgets.
-        order = _with_control_positions(order, scope, object_info)
+        order = _with_control_positions(order, scope, server)
     # null is what newer GUIs save for a widget that has no value of its own.
     return {k: v for k, v in zip(order, values, strict=False) if k is not None and v is not None}
 
@@ -664,21 +665,19 @@ def _promoted_order(node: Mapping[str, Any], scope: _Scope, promoted: list[int])
     return order
 
 
-def _with_control_positions(order: list[int | None], scope: _Scope, object_info: Mapping[str, Any]) -> list[int | None]:
+def _with_control_positions(order: list[int | None], scope: _Scope, server: _Server) -> list[int | None]:
     widened: list[int | None] = []
     for k in order:
         widened.append(k)
         target = _promoted_target(scope, k) if k is not None else None
-        spec = _find_spec(object_info.get(_node_type(target[0])), target[1]) if target else None
-        if spec is not None and _has_value_control(spec):
+        spec = _find_spec(server.classes.get(_node_type(target[0])), target[1]) if target else None
+        if spec is not None and has_value_control(spec):
             widened.append(None)
     return widened
 
 
-def _find_spec(info: Any, name: str) -> _InputSpec | None:
-    if not isinstance(info, Mapping):
-        return None
-    return next((s for s in _input_specs(info) if s.name == name), None)
+def _find_spec(info: NodeClass | None, name: str) -> Input | None:
+    return info.input(name) if info is not None else None
 
 
 # --------------------------------------------------------------------------- legacy group nodes
@@ -687,7 +686,7 @@ def _find_spec(info: Any, name: str) -> _InputSpec | None:
 @dataclass(frozen=True)
 class _GroupWidget:
     inner: int  # index of the inner node in the definition
-    spec: _InputSpec
+    spec: Input
     companion: bool
 
 
@@ -763,64 +762,62 @@ def _group_instance(
     node: Mapping[str, Any],
     name: str,
     raw: Mapping[str, Any],
-    object_info: Mapping[str, Any],
+    server: _Server,
 ) -> _Instance:
     definition = _GroupDefinition.of(name, raw)
-    infos = [_group_inner_info(definition, i, object_info) for i in range(len(definition.nodes))]
+    infos = [_group_inner_info(definition, i, server) for i in range(len(definition.nodes))]
     layout = _group_layout(definition, infos)
-    scope = _group_scope(node, definition, infos, layout)
+    scope = _group_scope(node, definition, infos, layout, server.frontend)
     slots = _match_group_inputs(_slots(node, "inputs"), layout.inputs)
     return _Instance(scope, slots, {})
 
 
-def _group_inner_info(
-    definition: _GroupDefinition, index: int, object_info: Mapping[str, Any]
-) -> Mapping[str, Any] | None:
+def _group_inner_info(definition: _GroupDefinition, index: int, server: _Server) -> NodeClass | None:
     """The node definition the GUI uses for an inner node when it builds the group node."""
     node_type = _node_type(definition.node(index))
-    info = object_info.get(node_type)
-    if isinstance(info, Mapping):
+    info = server.classes.get(node_type)
+    if info is not None:
         return info
     outgoing = definition.links_from(index, 0)
     if node_type == "PrimitiveNode" and outgoing:
-        value_type = _primitive_value_type(definition, outgoing[0], object_info)
+        value_type = _primitive_value_type(definition, outgoing[0], server)
         # The group builder gives every grouped primitive a control_after_generate widget.
         spec = [value_type, {"control_after_generate": True}]
-        return {"input": {"required": {"value": spec}}, "output": [outgoing[0].type]}
+        return parse_class(node_type, {"input": {"required": {"value": spec}}, "output": [outgoing[0].type]})
     if node_type == "Reroute":
         used_inside = definition.links_to(index, 0) and outgoing
         if used_inside and (index, 0) not in definition.external:
             return None
         kind = outgoing[0].type if outgoing else "*"
-        return {"input": {"required": {kind: [kind, {"forceInput": True}]}}, "output": [kind]}
+        return parse_class(node_type, {"input": {"required": {kind: [kind, {"forceInput": True}]}}, "output": [kind]})
     return None
 
 
-def _primitive_value_type(definition: _GroupDefinition, link: _GroupLink, object_info: Mapping[str, Any]) -> Any:
+def _primitive_value_type(definition: _GroupDefinition, link: _GroupLink, server: _Server) -> Any:
     if link.type != "COMBO":
         return link.type
     # A combo primitive takes the choices of the widget it feeds.
     target = definition.node(link.target)
     entries = _slots(target, "inputs")
     entry = entries[link.target_slot] if link.target_slot < len(entries) else None
-    spec = _find_spec(object_info.get(_node_type(target)), _widget_name(entry) or "")
+    spec = _find_spec(server.classes.get(_node_type(target)), _widget_name(entry) or "")
     return list(spec.choices) if spec is not None else "COMBO"
 
 
-def _group_layout(definition: _GroupDefinition, infos: Sequence[Mapping[str, Any] | None]) -> _GroupLayout:
+def _group_layout(definition: _GroupDefinition, infos: Sequence[NodeClass | None]) -> _GroupLayout:
     widgets: list[_GroupWidget] = []
     inputs: list[_GroupInput] = []
     seen: dict[str, int] = {}
-    converted_later: list[tuple[int, int, list[_InputSpec]]] = []
+    converted_later: list[tuple[int, int, list[Input]]] = []
     for index, info in enumerate(infos):
         if info is None:
             continue
         node = definition.nodes[index]
         entries = _slots(node, "inputs")
         converted_names = {e.get("name") for e in entries if _widget_name(e) == e.get("name")}
-        sockets: list[_InputSpec] = []
-        for spec in _input_specs(info):
-            if spec.is_widget and not spec.force_input:
+        sockets: list[Input] = []
+        for spec in input_specs(info):
+            if has_widget(spec):
                 if spec.name not in converted_names:
                     _group_input_name(definition, index, spec.name, seen)
                     widgets += _group_widgets(index, spec)
@@ -830,7 +827,7 @@ def _group_layout(definition: _GroupDefinition, infos: Sequence[Mapping[str, Any
             if not definition.links_to(index, slot):
                 name = _group_input_name(definition, index, spec.name, seen)
                 inputs.append(_GroupInput(name, spec.type, index, slot))
-        converted = [s for s in _input_specs(info) if s.name in converted_names and s.is_widget]
+        converted = [s for s in input_specs(info) if s.name in converted_names and has_widget(s)]
         converted_later.append((index, len(sockets), _in_slot_order(node, converted)))
     # The GUI adds widgets that had been turned into inputs after those of all inner nodes.
     for index, first_slot, specs in converted_later:
@@ -842,14 +839,14 @@ def _group_layout(definition: _GroupDefinition, infos: Sequence[Mapping[str, Any
     return _GroupLayout(tuple(widgets), tuple(inputs), _group_outputs(definition, infos))
 
 
-def _in_slot_order(node: Mapping[str, Any], specs: list[_InputSpec]) -> list[_InputSpec]:
+def _in_slot_order(node: Mapping[str, Any], specs: list[Input]) -> list[Input]:
     positions = {e.get("name"): i for i, e in enumerate(_slots(node, "inputs"))}
     return sorted(specs, key=lambda s: positions.get(s.name, 0))
 
 
-def _group_widgets(index: int, spec: _InputSpec) -> list[_GroupWidget]:
-    count = _companion_count(spec)
-    if spec.name in SEED_INPUT_NAMES and spec.type == "INT" and count == 0:
+def _group_widgets(index: int, spec: Input) -> list[_GroupWidget]:
+    count = len(widgets_for(spec)) - 1
+    if spec.name in ("seed", "noise_seed") and spec.type == "INT" and count == 0:
         count = 1  # the group builder forces a control widget onto seeds
     return [_GroupWidget(index, spec, False)] + [_GroupWidget(index, spec, True)] * count
 
@@ -873,13 +870,10 @@ def _group_input_name(definition: _GroupDefinition, index: int, input_name: str,
     return name
 
 
-def _group_outputs(
-    definition: _GroupDefinition, infos: Sequence[Mapping[str, Any] | None]
-) -> tuple[tuple[int, int], ...]:
+def _group_outputs(definition: _GroupDefinition, infos: Sequence[NodeClass | None]) -> tuple[tuple[int, int], ...]:
     outputs: list[tuple[int, int]] = []
     for index, info in enumerate(infos):
-        types = info.get("output") if info is not None else None
-        for slot in range(len(types) if isinstance(types, list) else 0):
+        for slot in range(len(info.outputs) if info is not None else 0):
             linked_inside = bool(definition.links_from(index, slot))
             linked_inside = linked_inside and (index, slot) not in definition.external
             custom = definition.node_config(index, "output").get(str(slot))
@@ -906,8 +900,9 @@ def _match_group_inputs(entries: Sequence[Mapping[str, Any]], inputs: Sequence[_
 def _group_scope(
     instance: Mapping[str, Any],
     definition: _GroupDefinition,
-    infos: Sequence[Mapping[str, Any] | None],
+    infos: Sequence[NodeClass | None],
     layout: _GroupLayout,
+    frontend: FrontendVersion,
 ) -> _Scope:
     links: dict[str, _Link] = {}
     inputs: dict[tuple[int, int], str] = {}
@@ -929,7 +924,7 @@ def _group_scope(
         boundary_out.append(_BoundarySlot(f"output {k}", "*", (f"out{k}",)))
     values = _group_widget_values(instance, layout)
     nodes = {
-        str(i): _group_inner_node(definition, i, infos[i], inputs, outputs, values.get(i, {}))
+        str(i): _group_inner_node(definition, i, infos[i], inputs, outputs, values.get(i, {}), frontend)
         for i in range(len(definition.nodes))
     }
     boundary_in = tuple(_BoundarySlot(i.name, i.type) for i in layout.inputs)
@@ -956,10 +951,11 @@ def _group_widget_values(instance: Mapping[str, Any], layout: _GroupLayout) -> d
 def _group_inner_node(
     definition: _GroupDefinition,
     index: int,
-    info: Mapping[str, Any] | None,
+    info: NodeClass | None,
     inputs: Mapping[tuple[int, int], str],
     outputs: Mapping[tuple[int, int], list[str]],
     group_values: Mapping[str, Any],
+    frontend: FrontendVersion,
 ) -> Mapping[str, Any]:
     node = definition.nodes[index]
     # Link ids saved in the definition point into the graph it was cut from; use ours only.
@@ -978,7 +974,7 @@ def _group_inner_node(
         own = raw[0] if isinstance(raw, list) and raw else None
         widgets = [group_values.get("value", own)]
     else:
-        widgets = {**_widget_inputs(node, info), **group_values}
+        widgets = {**_widget_inputs(node, info, frontend), **group_values}
     return {**node, "id": index, "inputs": entries, "outputs": outs, "widgets_values": widgets}
 
 
@@ -1070,7 +1066,15 @@ def _resolve_instance_input(flat: _Flat, instance: _Placed, index: int, visited:
         return source
     if index in instance.instance.widget_values:
         return _Constant(instance.instance.widget_values[index])
-    return None  # the inner node keeps its own widget value
+    # The instance's widget for this input shows the inner widget it was promoted from, and
+    # other inner inputs fed by the same subgraph input get that widget's value too. (The inner
+    # node itself keeps its own value: the same.)
+    target = _promoted_target_id(instance.instance.scope, index)
+    inner = flat.placed.get(":".join((*instance.path, instance.local_id, target[0]))) if target else None
+    if target is None or inner is None:
+        return None
+    values = _widget_inputs(inner.node, flat.server.classes.get(inner.type), flat.server.frontend)
+    return _Constant(values[target[1]]) if target[1] in values else None
 
 
 def _resolve_output(flat: _Flat, item: _Placed, slot: int, wanted: str, visited: set[tuple[str, str, int]]) -> _Source:
@@ -1170,9 +1174,8 @@ def _is_emitted(item: _Placed) -> bool:
 
 
 def _convert_node(flat: _Flat, item: _Placed) -> dict[str, Any]:
-    info = flat.object_info.get(item.type)
-    info = info if isinstance(info, Mapping) else None
-    inputs = {name: _wrap(value) for name, value in _widget_inputs(item.node, info).items()}
+    info = flat.server.classes.get(item.type)
+    inputs = {name: _wrap(value) for name, value in _widget_inputs(item.node, info, flat.server.frontend).items()}
     for name, value in flat.primitive_values.get(item.exec_id, {}).items():
         inputs[name] = _wrap(value)
     for index, entry in enumerate(_slots(item.node, "inputs")):
@@ -1184,11 +1187,11 @@ def _convert_node(flat: _Flat, item: _Placed) -> dict[str, Any]:
     return {"inputs": inputs, "class_type": item.type, "_meta": {"title": _title(item.node, info)}}
 
 
-def _title(node: Mapping[str, Any], info: Mapping[str, Any] | None) -> str:
+def _title(node: Mapping[str, Any], info: NodeClass | None) -> str:
     if isinstance(node.get("title"), str):
         return str(node["title"])
     if info is not None:
-        return str(info.get("display_name") or info.get("name") or _node_type(node))
+        return info.display_name
     return _node_type(node)
 
 
@@ -1202,8 +1205,8 @@ def _prune_dangling_links(prompt: dict[str, dict[str, Any]]) -> None:
                 del inputs[name]
 
 
-def _reject_unknown_classes(prompt: Mapping[str, Mapping[str, Any]], object_info: Mapping[str, Any]) -> None:
-    unknown = unknown_class_types(prompt, object_info)
+def _reject_unknown_classes(prompt: Mapping[str, Mapping[str, Any]], server: _Server) -> None:
+    unknown = unknown_class_types(prompt, server.classes)
     if len(unknown) == 1:
         node_id, class_type = next(iter(unknown.items()))
         raise ConversionError("the server has no node class of that name", node_id, class_type)
@@ -1212,24 +1215,19 @@ def _reject_unknown_classes(prompt: Mapping[str, Mapping[str, Any]], object_info
         raise ConversionError(f"the server has no node class for {len(unknown)} nodes: {listed}")
 
 
-# --------------------------------------------------------------------------- widget positions
-
-
-def widget_input_name(node: Mapping[str, Any], index: int, object_info: Mapping[str, Any]) -> str | None:
-    """The input that `widgets_values[index]` of a GUI-format node feeds once converted, or None:
-    a UI-only value (control_after_generate, an upload button), a position past its widgets, or a
-    class the server does not define. Batch items such as "nodes,6,widgets_values,0" use it."""
+def widget_input_name(
+    node: Mapping[str, Any], index: int, definitions: NodeDefinitions | Mapping[str, Any]
+) -> str | None:
+    """The prompt input that entry `index` of a GUI node's `widgets_values` feeds (`"seed"`,
+    `"resize_type.multiplier"`), or None when it feeds none: a UI-only value such as
+    control_after_generate, an index past the values the frontend reads, or a class the server
+    does not define. What a batch item like `"nodes,6,widgets_values,0"` sets."""
     raw = node.get("widgets_values")
-    if isinstance(raw, Mapping):
+    if isinstance(raw, Mapping):  # saved by name (VideoHelperSuite and others)
         names = [str(name) for name in raw]
         return names[index] if 0 <= index < len(names) and names[index] not in UI_ONLY_WIDGET_NAMES else None
-    info = object_info.get(_node_type(node))
-    if not isinstance(info, Mapping):
+    server = _Server.of(definitions, None)
+    info = server.classes.get(_node_type(node))
+    if info is None or not isinstance(raw, list) or not 0 <= index < len(raw):
         return None
-    layout = _widget_layout(info, with_forced=False)
-    values = list(raw) if isinstance(raw, list) else []
-    if _drop_forced_values(info, layout, values) is not values:
-        layout = _widget_layout(info, with_forced=True)  # an old file: forced inputs kept a value
-    if not 0 <= index < len(layout) or layout[index].companion or layout[index].spec.force_input:
-        return None
-    return layout[index].spec.name
+    return saved_widget_names(info, raw, server.frontend)[index]

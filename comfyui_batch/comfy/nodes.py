@@ -161,21 +161,26 @@ class NodeDefinitions:
     """Every node class a server has. Classes are parsed on first use: a workflow needs a few
     dozen of the hundreds a server defines."""
 
-    def __init__(self, object_info: Mapping[str, Any], replacements: Mapping[str, Replacement] | None = None) -> None:
+    def __init__(
+        self,
+        object_info: Mapping[str, Any],
+        replacements: Mapping[str, Replacement] | None = None,
+        frontend_version: str | None = None,
+    ) -> None:
         self._raw = object_info
         self._parsed: dict[str, NodeClass | None] = {}
         self.replacements: Mapping[str, Replacement] = replacements or {}
+        # The GUI the server serves (/system_stats required_frontend_version): how its saved
+        # workflows are read. None when not asked (API-format workflows do not need it).
+        self.frontend_version = frontend_version
 
     @classmethod
-    def parse(cls, object_info: Any, node_replacements: Any = None) -> NodeDefinitions:
+    def parse(cls, object_info: Any, node_replacements: Any = None, system_stats: Any = None) -> NodeDefinitions:
         """From the server's replies. Anything that is not an object of classes counts as none."""
         info = object_info if isinstance(object_info, Mapping) else {}
-        return cls(info, parse_replacements(node_replacements))
-
-    @property
-    def raw(self) -> Mapping[str, Any]:
-        """The server's reply as sent, for code that has not moved to this model yet."""
-        return self._raw
+        system = _object(_object(system_stats).get("system"))
+        frontend = system.get("required_frontend_version")
+        return cls(info, parse_replacements(node_replacements), frontend if isinstance(frontend, str) else None)
 
     def __contains__(self, name: object) -> bool:
         return name in self._raw

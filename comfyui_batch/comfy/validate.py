@@ -24,7 +24,8 @@ classes), then, per node:
 Not visible in the definitions, so not checked: what a node's own VALIDATE_INPUTS decides, and
 the choices of `remote` combos (the GUI fetches them). For upload combos (LoadImage's `image`)
 names annotated ` [output]` / ` [temp]` and files about to be uploaded (`pending_files`) are
-accepted, as the server's LoadImage accepts them.
+accepted, as the server's LoadImage accepts them; generic file uploads (Load3D's `file_upload`)
+list only a subfolder of what the node takes, so their values are left to the node.
 
 Jobs of a batch differ in a few values, so each distinct node (class and inputs, as JSON) is
 checked once; links, which depend on the rest of the graph, are checked per job (cheaply).
@@ -419,6 +420,8 @@ def _check_choice(name: str, value: Any, choices: list[Any], declared: Input, pe
     upload = declared.upload
     if upload and isinstance(value, str) and (value in pending or value.endswith(ANNOTATED_SUFFIXES)):
         return None
+    if declared.options.get("file_upload"):
+        return None  # Load3D and kin list one subfolder (3d/) but take any file of the input folder
     noun = "input files" if upload else CHOICE_NOUNS.get(name.rsplit(".", 1)[-1], "choices for this input")
     hint = _choice_hint(value, upload)
     shown = shortened(repr(value))
