@@ -51,7 +51,7 @@ from .progress import Console
 from .quoting import shown, shown_path
 from .runner import RunOptions, run_batch
 from .scheduler import SchedulerOptions
-from .userfiles import read_bytes, writable_problem
+from .userfiles import path_problem, read_bytes, writable_problem
 
 TOKEN_VARIABLE = "COMFYUI_TOKEN"
 # Bounds on option values: past them a value is a typo, and a larger wait would overflow a timer.
@@ -333,6 +333,9 @@ def launch_options(args: argparse.Namespace, addresses: Sequence[ServerAddress])
     except ValueError as e:
         raise BadInput(None, "--comfyui-args", f"cannot split {' '.join(args.comfyui_args)!r}: {e}") from None
     check_server_args(extra)
+    problem = path_problem(folder)
+    if problem:
+        raise BadInput(None, "--comfyui" if args.comfyui else "$COMFYUI_PATH", problem)
     return LaunchOptions(
         install=find_install(Path(folder).expanduser(), args.comfyui_python),
         servers=local_servers(addresses, args.gpus or ()),

@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
 sys.path.insert(0, str(REPO))
 
-from comfyui_batch.cli import PROG, main  # noqa: E402
+from comfyui_batch.cli import INSTALLED, main  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
 from templates import TINY_PNG, file_values  # noqa: E402
@@ -118,7 +118,7 @@ class Outcome:
         if self.code not in (0, 2, *unreachable):
             found.append(f"exit {self.code}")
         if self.code == 2 and not any(
-            line.startswith("error: ") or f"{PROG}: error: " in line for line in self.err.splitlines()
+            line.startswith("error: ") or f"{INSTALLED.name}: error: " in line for line in self.err.splitlines()
         ):
             found.append("exit 2 without an error message")
         if "Traceback" in self.err:
@@ -550,6 +550,10 @@ OPTIONS: list[tuple[str, list[str]]] = [
         ["special/binary.json", "special/fifo", "/dev/zero", "special/folder.json", "", "special/sparse.json"],
     ),
     ("--token", ["", "x\ny", "\x7f", "é"]),
+    ("--comfyui", ["special/fifo", "/dev/zero", "nosuch", "special/folder.json", "a" * 300, "~nosuchuser"]),
+    ("--gpus", ["", "a,b", "-1", "0,0", "9" * 5000, ","]),
+    ("--comfyui-timeout", ["nan", "inf", "0"]),
+    ("--comfyui-args", ["--port", "'", "--listen 0.0.0.0 --port x"]),
     (
         "--server",
         [
@@ -607,6 +611,19 @@ def every_path_cases(seed: int) -> Iterator[Case]:
             mutated, what = mutate(copy.deepcopy(doc), path, rng)
             yield Case(number, f"{batch} {what}", batch, prepare=[_writer(batch, mutated)])
             number += 1
+
+
+def mutated_documents(docs: list[Any], seed: int, count: int) -> Iterator[tuple[str, str]]:
+    """(what was done, JSON text) of `count` documents, each one of `docs` mutated one to three
+    times: for the code that reads a workflow without the CLI around it."""
+    for number in range(count):
+        rng = random.Random(f"{seed}:doc:{number}")
+        doc = copy.deepcopy(rng.choice(docs))
+        whats = []
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            doc, what = mutate(doc, rng.choice(list(json_paths(doc))), rng)
+            whats.append(what)
+        yield f"#{number} " + "; ".join(whats), dumps(doc)
 
 
 def _read_batch(batch: str) -> Any:

@@ -220,11 +220,11 @@ def test_braces_nested_past_the_limit_are_a_syntax_error_not_a_crash(tmp_path: P
 @pytest.mark.parametrize(
     ("option", "value", "says"),
     [
-        ("--timeout", "nan", "argument --timeout: expected a number of seconds above 0"),
-        ("--retry-for", "inf", "argument --retry-for: expected a number of seconds above 0, at most 2,592,000"),
+        ("--timeout", "nan", "argument --timeout: expected a number above 0, at most 2,592,000, got 'nan'"),
+        ("--retry-for", "inf", "argument --retry-for: expected a number above 0, at most 2,592,000, got 'inf'"),
         ("--http-timeout", "1e400", "argument --http-timeout"),
-        ("--max-download-mb", "nan", "argument --max-download-mb: expected a number of MB"),
-        ("--in-flight", "9" * 5000, "argument --in-flight: expected a whole number from 1 to 1,000, got '9999"),
+        ("--max-download-mb", "nan", "argument --max-download-mb: expected a number above 0"),
+        ("--in-flight", "9" * 5000, "argument --in-flight: expected a whole number from 1 to 1,000,000, got '9999"),
         ("--max-jobs", "0", "argument --max-jobs: expected a whole number from 1 to 1,000,000"),
     ],
 )

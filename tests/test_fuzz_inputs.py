@@ -10,6 +10,8 @@ locally with the script itself.
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,6 +19,11 @@ from pathlib import Path
 import fuzzkit
 import pytest
 from comfy_server import ComfyServer, free_port
+from templates import template_files
+
+from comfyui_batch.comfy.nodes import NodeDefinitions
+from comfyui_batch.errors import BadInput, InvalidBatch
+from comfyui_batch.workflow import load_workflow
 
 SEED = int(os.environ.get("FUZZ_SEED", "20251203"))
 CASES = int(os.environ.get("FUZZ_CASES", "300"))
@@ -30,6 +37,9 @@ def _failures(cases: Iterable[fuzzkit.Case], folder: Path, server: str, *, real:
         if problems:
             failures.append(f"case {case.number} ({case.what[:200]} {case.args}): {'; '.join(problems)[:600]}")
     return failures
+
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -81,4 +91,27 @@ def test_mutated_batches_run_for_real_either_succeed_or_are_refused_before_anyth
     # The model-free image batch, run: a value that passes pre-flight must not fail on the server.
     cases = (fuzzkit.case_at(n, SEED + 2, real=True) for n in range(CASES // 3))
     failures = _failures(cases, tmp_path, comfy_server.url, real=True)
+    assert not failures, "\n".join(failures)
+
+
+def test_mutated_gui_workflows_with_subgraphs_convert_or_are_refused_with_a_message(
+    comfy_home: Path, server_line: str, tmp_path: Path
+) -> None:
+    # The templates a server line ships that use subgraphs, mutated, converted with that line's
+    # node definitions: conversion ends in a workflow or a BadInput, never in another exception.
+    with gzip.open(DATA / "convert" / f"object_info-{server_line}.json.gz", "rt", encoding="utf-8") as f:
+        definitions = NodeDefinitions.parse(json.load(f))
+    templates = [path for path in template_files(comfy_home) if '"subgraphs"' in path.read_text(encoding="utf-8")]
+    docs = [json.loads(path.read_text(encoding="utf-8")) for path in [*templates[:8], DATA / "sd15-text2image.ui.json"]]
+    failures = []
+    path = tmp_path / "workflow.json"
+    for what, text in fuzzkit.mutated_documents(docs, SEED, CASES):
+        path.write_text(text, encoding="utf-8")
+        try:
+            load_workflow(path, definitions)
+        except (BadInput, InvalidBatch) as e:
+            if any(len(line) > fuzzkit.MAX_LINE for line in str(e).splitlines()):
+                failures.append(f"{what[:200]}: a line of more than {fuzzkit.MAX_LINE} characters")
+        except Exception as e:  # what the fuzzing is for
+            failures.append(f"{what[:200]}: {type(e).__name__}: {str(e)[:300]}")
     assert not failures, "\n".join(failures)
