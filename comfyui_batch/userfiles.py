@@ -101,6 +101,9 @@ def writable_problem(path: Path) -> str | None:
     except FileNotFoundError:
         try:
             os.close(os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileNotFoundError:
+            # No folder there, or one that takes no new files (such as /proc).
+            return "its folder does not exist" if not path.parent.is_dir() else "no file can be made in its folder"
         except OSError as e:
             return _open_problem(e, "file", creating=True)
         path.unlink()  # made a moment ago by us, empty
@@ -133,7 +136,7 @@ def _not_a_file(mode: int) -> str | None:
 
 def _open_problem(e: OSError, what: str, *, creating: bool = False) -> str:
     if isinstance(e, FileNotFoundError):
-        return f"{what} not found" if not creating else "its folder does not exist"
+        return f"{what} not found"
     if isinstance(e, IsADirectoryError):
         return f"{what} is a folder, not a file"
     if isinstance(e, PermissionError):
