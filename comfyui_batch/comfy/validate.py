@@ -145,7 +145,7 @@ def _grouped(problems: Iterable[Problem]) -> dict[tuple[str, str, str | None, st
 def _place(node_id: str, class_type: str, input_name: str | None) -> str:
     if not node_id:
         return "the workflow"
-    node = f"node {shown_name(node_id)} ({shown_name(class_type)})"
+    node = f"node {shown_name(node_id)} ({class_type})"
     return f"{node}, input {shown(input_name)}" if input_name is not None else node
 
 
@@ -171,7 +171,9 @@ class _Checker:
             class_type = str(node.get("class_type")) if isinstance(node, Mapping) else "?"
             original = graph[node_id].get("class_type") if isinstance(graph[node_id], Mapping) else None
             if original != class_type:
-                class_type = f"{original}, which the server replaces with {class_type}"
+                class_type = f"{shown_name(original)}, which the server replaces with {class_type}"
+            else:
+                class_type = shown_name(class_type)  # as written in the workflow: any text
             for input_name, message in self._node(types, str(node_id), node, needed):
                 yield Problem(index, str(node_id), class_type, input_name, message)
 
