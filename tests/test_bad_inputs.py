@@ -76,6 +76,16 @@ def test_values_no_server_takes_are_refused_at_load_with_their_json_path(
     assert not (tmp_path / "exported").exists()
 
 
+def test_an_escaped_surrogate_pair_is_the_character_it_encodes(tmp_path: Path, nowhere: str) -> None:
+    items = {**IMAGE_ITEMS, "text": "9,inputs,text"}
+    workflow = {**image_workflow(), "9": {"class_type": "TestTextOutput", "inputs": {"text": ""}}}
+    batch = write_batch(tmp_path, [{"text": "a FOX"}], workflow=workflow, items=items)
+    batch.write_text(batch.read_text().replace("FOX", "\\ud83e\\udd8a"))  # as JSON escapes
+    run = run_cli(str(batch), "--server", nowhere, "--dry-run")
+    assert run.code == 0, run.err
+    assert "text='a 🦊'" in run.out
+
+
 def test_nan_in_the_workflow_file_is_refused_too(tmp_path: Path, nowhere: str) -> None:
     batch = write_batch(tmp_path, [{"color": 1}])
     (tmp_path / "wf.json").write_text(json.dumps(image_workflow()).replace('"step_ms": 0', '"step_ms": NaN'))
