@@ -23,8 +23,9 @@ from . import dynprompts
 from .batchfiles import Found, Line, find, local_path, looked_in, read_lines
 from .errors import BadInput, UnsafePath
 from .expand import DYNAMIC_MODES, RANDOM, SEED_LIMIT, Axis, Entry, Expansion, Job, expand
+from .journal import manifest_path
 from .jsonfile import json_path, read_json, type_name
-from .outputs import TEMP_PREFIX, check_prefix, manifest_path, output_name
+from .outputs import check_prefix, output_name
 from .quoting import shortened, shown, shown_names, shown_path
 from .userfiles import MAX_NAME_BYTES, path_problem
 from .workflow import SEED_FIELDS, ItemSpec, Selector, Target, WidgetRef, parse_target
@@ -497,8 +498,6 @@ def prefix_problem(prefix: str) -> str | None:
         check_prefix(prefix)
     except UnsafePath as e:
         return str(e)
-    if prefix.startswith(TEMP_PREFIX):
-        return f"a name starting with {TEMP_PREFIX!r} is the tool's own for files being written; choose another prefix"
     return None
 
 

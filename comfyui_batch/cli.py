@@ -46,11 +46,12 @@ from .errors import (
     UnsafePath,
 )
 from .expand import DEFAULT_MAX_JOBS
+from .policy import MAX_LOSSES, STALL_SECONDS
 from .present import PresentOptions
 from .progress import Console
 from .quoting import shown, shown_path
 from .runner import RunOptions, run_batch
-from .scheduler import SchedulerOptions
+from .scheduler import STOP_GRACE_SECONDS, SchedulerOptions, StopRequest
 from .userfiles import path_problem, read_bytes, writable_problem
 
 TOKEN_VARIABLE = "COMFYUI_TOKEN"
@@ -107,6 +108,12 @@ examples:
 
 exit codes: 0 all jobs done, 1 some job failed, 2 bad input (nothing was queued),
             3 server unreachable (or --comfyui could not start it), 130 interrupted (Ctrl-C)
+
+bounds: Ctrl-C cancels this run's prompts and exits, waiting at most {STOP_GRACE_SECONDS:g} s for the servers
+        (a second Ctrl-C exits at once);
+        a request unanswered for {STALL_SECONDS:g} s counts as the server not answering (--retry-for);
+        a job its server loses {MAX_LOSSES} times fails instead of being queued again.
+        Everything is recorded as it happens: --resume after any interruption.
 """
 
 
@@ -123,8 +130,11 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     program: Program = INSTALLED,
+    *,
+    whole_process: bool = False,
 ) -> int:
-    """Runs the tool; returns the exit code (the console script passes it to sys.exit)."""
+    """Runs the tool; returns the exit code (the console script passes it to sys.exit).
+    `whole_process`: the process ends with this call, so Ctrl-C handling stays to the end."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(program)
@@ -137,9 +147,10 @@ def main(
     except BadInput as e:
         print(f"error: {e}", file=stderr)
         return ExitCode.BAD_INPUT
+    stop = StopRequest()
     try:
-        with second_interrupt_exits_at_once():
-            summary = run_batch(options, Console(stdout, stderr, quiet))
+        with second_interrupt_exits_at_once(stop, restore=not whole_process):
+            summary = run_batch(options, Console(stdout, stderr, quiet), stop)
     except (BadInput, InvalidBatch, UnsafePath) as e:
         print(f"error: {e}", file=stderr)
         print("nothing was queued.", file=stderr)
@@ -170,10 +181,11 @@ def main(
 
 
 @contextmanager
-def second_interrupt_exits_at_once() -> Iterator[None]:
+def second_interrupt_exits_at_once(stop: StopRequest, restore: bool = True) -> Iterator[None]:
     """The first Ctrl-C stops the batch cleanly (takes our prompts off the server, records
-    everything); a second one leaves at once, without waiting for downloads under way (their
-    temporary files are removed by the next run)."""
+    everything): while jobs run, by asking the scheduler, which stops within seconds; before,
+    as KeyboardInterrupt. A second one leaves at once (the journal has everything a resume
+    needs; temporary files are removed by the next run)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -185,6 +197,9 @@ def second_interrupt_exits_at_once() -> Iterator[None]:
         if interrupts > 1:
             os.write(2, b"\ninterrupted again: exiting now.\n")
             os._exit(ExitCode.INTERRUPTED)
+        if stop.graceful:
+            stop.requested = True
+            return
         raise KeyboardInterrupt
 
     # SIGTERM (a service manager, `kill`, a job scheduler's time limit) stops as Ctrl-C does.
@@ -192,8 +207,9 @@ def second_interrupt_exits_at_once() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if restore and not interrupts:  # after one, the next must still exit at once, to the end
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def no_batch_file(program: Program, parser: argparse.ArgumentParser) -> str:
@@ -431,7 +447,7 @@ def build_parser(program: Program = INSTALLED) -> argparse.ArgumentParser:
         default=SchedulerOptions.retry_for,
         metavar="SECONDS",
         help="how long to keep retrying when no server answers (default: %(default)gs); "
-        "then stop, resumable with --resume",
+        "then stop within seconds, resumable with --resume",
     )
     parser.add_argument(
         "--max-jobs",
@@ -571,4 +587,12 @@ def _positive_float(text: str) -> float:
 
 
 def console_script() -> None:
-    sys.exit(main(program=Program.from_argv0(sys.argv[0])))
+    code = main(program=Program.from_argv0(sys.argv[0]), whole_process=True)
+    # Leave at once: a call still hung on a dead server must not hold the process up, and a
+    # last Ctrl-C must not find Python half shut down (it would die of the signal instead).
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            pass
+    os._exit(code)

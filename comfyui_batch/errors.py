@@ -10,6 +10,8 @@
     ├── ServerError                 the server answered, but not as the protocol says
     │   ├── NotComfyUI              what answers is not ComfyUI (wrong port, another web app)
     │   └── AccessDenied            the server, or its proxy, wants credentials we lack
+    ├── CannotSave                  outputs or the manifest cannot be written (a full disk):
+    │                               the run stops, resumable
     ├── Cancelled                   stopped because the caller asked (Ctrl-C)
     ├── LaunchFailed                a ComfyUI we start (--comfyui) did not come up: exit 3
     └── JobFailed                   one job failed; the batch goes on (exit 1 at the end)
@@ -107,6 +109,11 @@ class NotComfyUI(ServerError):
 
 class AccessDenied(ServerError):
     """HTTP 401 or 403: credentials missing or refused. Never quotes them."""
+
+
+class CannotSave(BatchError):
+    """Our side cannot write: the output folder or the manifest (a full disk, no permission).
+    Every later job would fail the same way, so the run stops and can be resumed."""
 
 
 class Cancelled(BatchError):

@@ -1,4 +1,6 @@
-"""What a run produced: one JobResult per job, and the Summary printed at the end."""
+"""What a run produced: one JobResult per job, each server's share, and the Summary printed at
+the end. Counts are this run's: jobs done by an earlier run are `skipped`, their files are not
+counted as saved, and a server's busy time only counts time inside this run."""
 
 from __future__ import annotations
 
@@ -6,17 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .batch import Job
+from .journal import JobRecord, Status, to_json
 
-OK = "ok"
-FAILED = "failed"
-CANCELLED = "cancelled"
-SKIPPED = "skipped"  # done by an earlier run (--resume)
+OK, FAILED, CANCELLED, SKIPPED = Status.OK, Status.FAILED, Status.CANCELLED, Status.SKIPPED
 
 
 @dataclass(frozen=True)
 class JobResult:
     job: Job
-    status: str  # OK, FAILED, CANCELLED or SKIPPED
+    status: Status  # OK, FAILED, CANCELLED or SKIPPED
     prompt_id: str | None = None
     server: str | None = None
     files: tuple[str, ...] = ()  # saved paths; the server's names when saving is off
@@ -24,6 +24,10 @@ class JobResult:
     queued_at: float | None = None  # epoch seconds
     started_at: float | None = None
     finished_at: float | None = None
+    new_files: int | None = None  # files this run saved, if not all of them (some from before)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))  # also given as its text
 
     @property
     def ok(self) -> bool:
@@ -35,27 +39,53 @@ class JobResult:
         start = self.started_at or self.queued_at
         return (self.finished_at - start) if start and self.finished_at else 0.0
 
-    def record(self) -> dict[str, Any]:
-        """This result as a manifest line."""
-        return {
-            "event": self.status,
-            "job": self.job.index,
-            "key": self.job.key,
-            "values": dict(self.job.values),
-            "prompt_id": self.prompt_id,
-            "server": self.server,
-            "files": list(self.files),
-            "error": self.error,
-            "queued_at": self.queued_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-        }
+    @classmethod
+    def from_record(cls, record: JobRecord, job: Job) -> JobResult:
+        """A journal record as a result (`job` is the record's job, as the caller rebuilds it)."""
+        return cls(
+            job,
+            record.status,
+            record.prompt_id,
+            record.server,
+            record.files,
+            record.error,
+            record.queued_at,
+            record.started_at,
+            record.finished_at,
+        )
+
+    def record(self) -> JobRecord:
+        """This result as a journal record."""
+        return JobRecord(
+            self.status,
+            self.job.index,
+            self.job.values,
+            self.job.made_of,
+            self.prompt_id,
+            self.server,
+            self.files,
+            self.error,
+            self.queued_at,
+            self.started_at,
+            self.finished_at,
+        )
 
 
 @dataclass
 class ServerStats:
+    """A server's share of this run: jobs that ended there (ok, failed or timed out) and the
+    time it spent running ours, counted once however many of ours were queued at once."""
+
     jobs: int = 0
     busy_seconds: float = 0.0
+    busy_until: float = 0.0  # epoch: the end of the last busy interval counted
+
+    def count(self, start: float, end: float, ended: bool = True) -> None:
+        """Counts a job that ran from `start` to `end` (epoch); `ended` False for one stopped
+        by us, whose time counts but which is not a job done there."""
+        self.jobs += ended
+        self.busy_seconds += max(0.0, end - max(start, self.busy_until))
+        self.busy_until = max(self.busy_until, end)
 
 
 @dataclass
@@ -66,17 +96,28 @@ class Summary:
     servers: dict[str, ServerStats] = field(default_factory=dict)
     interrupted: bool = False
     dry_run: bool = False  # jobs were planned and checked, not run
+    saving: bool = True  # False: outputs stay on the server; `files` are its names
 
     @property
     def unfinished(self) -> int:
         return 0 if self.dry_run else self.total - len({r.job.index for r in self.results})
 
-    def count(self, status: str) -> int:
+    def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status == status)
 
     @property
     def files(self) -> int:
-        return sum(len(r.files) for r in self.results if r.status != SKIPPED)
+        """Files this run saved."""
+        if not self.saving:
+            return 0
+        return sum(
+            len(r.files) if r.new_files is None else r.new_files for r in self.results if r.status is not SKIPPED
+        )
+
+    @property
+    def listed(self) -> int:
+        """Outputs of this run's jobs, saved or not."""
+        return sum(len(r.files) for r in self.results if r.status is not SKIPPED)
 
     @property
     def all_ok(self) -> bool:
@@ -87,14 +128,18 @@ class Summary:
 
     def text(self) -> str:
         if self.dry_run:
-            return f"dry run: {self.total} job{'' if self.total == 1 else 's'} planned; nothing was queued"
+            return f"dry run: {self.total} job{_s(self.total)} planned; nothing was queued"
         parts = [f"{self.count(OK)} ok", f"{self.count(FAILED)} failed"]
         parts += [f"{self.count(s)} {s}" for s in (SKIPPED, CANCELLED) if self.count(s)]
         if self.unfinished:
             parts.append(f"{self.unfinished} not run")
-        line = f"done: {', '.join(parts)}; {self.files} file{'' if self.files == 1 else 's'} saved; {self.wall_seconds:.1f}s"
+        if self.saving:
+            files = f"{self.files} file{_s(self.files)} saved"
+        else:
+            files = f"{self.listed} file{_s(self.listed)} left on the server (saving is off)"
+        line = f"done: {', '.join(parts)}; {files}; {self.wall_seconds:.1f}s"
         for name, stats in self.servers.items():
-            line += f"\n  {name}: {stats.jobs} job{'' if stats.jobs == 1 else 's'}, busy {100 * self.busy_fraction(name):.0f}%"
+            line += f"\n  {name}: {stats.jobs} job{_s(stats.jobs)}, busy {100 * self.busy_fraction(name):.0f}%"
         return line
 
     def report(self) -> dict[str, Any]:
@@ -116,5 +161,9 @@ class Summary:
                 }
                 for name, s in self.servers.items()
             },
-            "jobs": [r.record() for r in sorted(self.results, key=lambda r: r.job.index)],
+            "jobs": [to_json(r.record()) for r in sorted(self.results, key=lambda r: r.job.index)],
         }
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"

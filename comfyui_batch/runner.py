@@ -14,22 +14,24 @@ from functools import partial
 from pathlib import Path
 
 from .batch import Batch, Job, batch_rng, expand_jobs, load_batch
-from .collect import collect
+from .collect import SaveTo, collect
 from .comfy.client import ClientOptions, ComfyClient, ServerAddress
+from .comfy.events import EventStream
 from .comfy.launcher import Launcher, LaunchOptions
 from .comfy.nodes import NodeDefinitions
 from .comfy.validate import check
 from .dryrun import count_line, describe_jobs, export_workflows
-from .errors import BadInput, ServerUnreachable
+from .errors import BadInput, CannotSave, ServerUnreachable
 from .expand import DEFAULT_MAX_JOBS, check_size
-from .outputs import Manifest, OutputFolder, check_prefix, manifest_path, read_manifest
+from .journal import Journal, RunRecord, manifest_path, read_journal
+from .outputs import OutputFolder, check_prefix, holds, tidy
 from .plan import PlannedJob, job_graphs
 from .preflight import Preflight, prepare, upload
 from .present import Presenter, PresentOptions, open_presenter, read_grid
 from .progress import Console, ConsoleReporter, Reporter
 from .results import SKIPPED, JobResult, Summary
 from .resume import ResumePlan, plan_resume
-from .scheduler import Adopted, Collector, Scheduler, SchedulerOptions
+from .scheduler import Collector, Scheduler, SchedulerOptions, StopRequest
 from .workflow import classes_used
 
 
@@ -51,7 +53,7 @@ class RunOptions:
     present: PresentOptions = field(default_factory=PresentOptions)  # gallery, contact sheet
 
 
-def run_batch(options: RunOptions, console: Console) -> Summary:
+def run_batch(options: RunOptions, console: Console, stop: StopRequest | None = None) -> Summary:
     batch = load_batch(options.batch_file)
     grid = read_grid(batch)
     check_size(batch.expansion, options.max_jobs)  # counted before any job is made
@@ -63,32 +65,44 @@ def run_batch(options: RunOptions, console: Console) -> Summary:
     if not jobs:
         reporter.warning(f"{batch.path} has no jobs (its 'prompts' list is empty): nothing to run")
         return Summary(0, [], 0.0)
-    todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan(to_run=jobs)
+    todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan.fresh(jobs)
 
     with ExitStack() as stack:
         stack.callback(reporter.close)  # the live line is off the screen before any error message
         if options.launch:
             stack.enter_context(Launcher(options.launch, partial(server_log_path, batch), reporter))
         clients = [stack.enter_context(ComfyClient(address, options.client)) for address in options.servers]
-        scheduler = Scheduler(clients, reporter, options.scheduler)
-        stack.callback(scheduler.close)
-        if not options.dry_run:
-            scheduler.listen()  # the WebSockets connect while the batch is checked
+        client_id = str(uuid.uuid4())  # our prompts' events come to the sockets of this id
+        scheduler = Scheduler(clients, client_id, reporter, options.scheduler)
+        # The WebSockets connect while the batch is checked.
+        streams = {} if options.dry_run else listen(clients, client_id, scheduler)
+        stack.callback(close_streams, streams)
         definitions = reach_servers(batch, todo.wanted, clients, options, reporter)
         checked = preflight(batch, todo.wanted, definitions, options)
         for warning in checked.warnings:
             reporter.warning(warning)
         if options.dry_run:
             return dry_run(checked, batch, options, console, reporter, total=len(jobs))
-        folder, manifest = open_outputs(batch, stack)
+        target, journal = open_outputs(batch, stack)
         plans = {p.job.index: p for p in upload(checked, clients)}
-        manifest.append(run_record(batch, jobs, options))
+        journal.append(run_record(batch, jobs, options))
         presenter = open_presenter(
-            batch, grid, options.present, todo.done, todo.wanted, manifest.path, manifest.append, options.resume
+            batch, grid, options.present, todo.done, todo.wanted, journal.path, journal.append, options.resume
         )
         stack.callback(presenter.stop)
+        wait_for_streams(streams, reporter)
         return execute(
-            scheduler, todo, plans, partial(collect, folder=folder), manifest, presenter, len(jobs), options, reporter
+            scheduler,
+            todo,
+            plans,
+            partial(collect, target=target),
+            journal.path,
+            presenter,
+            len(jobs),
+            options,
+            reporter,
+            stop or StopRequest(),
+            saving=target is not None,
         )
 
 
@@ -97,36 +111,57 @@ def execute(
     todo: ResumePlan,
     plans: dict[int, PlannedJob],
     collector: Collector,
-    manifest: Manifest,
+    manifest: Path,
     presenter: Presenter,
     total: int,
     options: RunOptions,
     reporter: Reporter,
+    stop: StopRequest,
+    saving: bool,
 ) -> Summary:
-    """Runs what is left and sums it up. Ctrl-C and dead servers end the run early, never
-    without a summary and the way to resume. Every manifest record goes through `presenter`."""
+    """Runs what is left and sums it up. Ctrl-C, dead servers and a full disk end the run
+    early, never without a summary and the way to resume. Every journal record of a job goes
+    through `presenter`."""
     done = [JobResult(job, SKIPPED, files=files) for job, files in todo.done]
     reporter.started(total, [str(a) for a in options.servers], skipped=len(done))
     presenter.start(reporter)
     started = time.monotonic()
-    interrupted, unreachable = False, None
+    interrupted, error = False, None
     try:
-        scheduler.run(
-            [plans[job.index] for job in todo.to_run],
-            [Adopted(plans[e.job.index], e.server, e.prompt_id, e.queued_at) for e in todo.earlier],
-            collect=collector,
-            record=presenter.record,
-        )
+        interrupted = scheduler.run(todo.todo, plans, collector, presenter.record, stop)
     except KeyboardInterrupt:
         interrupted = True
-    except ServerUnreachable as e:
-        unreachable = e
-    summary = Summary(total, done + scheduler.results, time.monotonic() - started, scheduler.server_stats, interrupted)
-    finish(summary, options, reporter, manifest.path)
+    except (ServerUnreachable, CannotSave) as e:
+        error = e
+    results = done + scheduler.results
+    wall = time.monotonic() - started
+    summary = Summary(total, results, wall, scheduler.server_stats, interrupted, saving=saving)
+    finish(summary, options, reporter, manifest)
     presenter.finish(summary.interrupted, reporter)
-    if unreachable:
-        raise unreachable
+    if error:
+        raise error
     return summary
+
+
+def listen(clients: Sequence[ComfyClient], client_id: str, scheduler: Scheduler) -> dict[str, EventStream]:
+    """Opens every server's WebSocket, in the background; their events go to the scheduler."""
+    streams = {
+        str(c.address): c.event_stream(client_id, partial(scheduler.post_event, str(c.address))) for c in clients
+    }
+    for stream in streams.values():
+        stream.start()
+    return streams
+
+
+def wait_for_streams(streams: dict[str, EventStream], reporter: Reporter) -> None:
+    for name, stream in streams.items():
+        if not stream.wait_connected():
+            reporter.warning(f"{name}: no WebSocket yet; following jobs by polling")
+
+
+def close_streams(streams: dict[str, EventStream]) -> None:
+    for stream in streams.values():
+        stream.stop()
 
 
 def reach_servers(
@@ -220,28 +255,39 @@ def what_is_left(batch: Batch, jobs: list[Job], reporter: Reporter) -> ResumePla
     path = manifest_path(batch.save.output_directory, batch.path)
     if not path.exists():
         reporter.warning(f"nothing to resume: no manifest at {path}; running every job")
-        return ResumePlan(to_run=jobs)
-    exists = (lambda name: Path(name).is_file()) if batch.save.enabled else None
-    plan = plan_resume(jobs, read_manifest(path), exists, str(batch.path.resolve()))
+        return ResumePlan.fresh(jobs)
+    saving = batch.save.enabled
+    plan = plan_resume(
+        jobs,
+        read_journal(path),
+        (lambda name: Path(name).is_file()) if saving else None,
+        holds if saving else None,
+        str(batch.path.resolve()),
+    )
     for note in plan.notes:
         reporter.warning(note)
     return plan
 
 
-def open_outputs(batch: Batch, stack: ExitStack) -> tuple[OutputFolder | None, Manifest]:
-    """The folder outputs are saved in (None when saving is off) and the manifest, which is
-    kept there either way."""
-    folder = OutputFolder(batch.save.output_directory, batch.save.filename_prefix)
+def open_outputs(batch: Batch, stack: ExitStack) -> tuple[SaveTo | None, Journal]:
+    """Where outputs are saved (None when saving is off) and the journal, which is kept in the
+    output folder either way."""
     try:
+        batch.save.output_directory.mkdir(parents=True, exist_ok=True)
+        stack.callback(tidy, batch.save.output_directory)  # last: after the gallery's and our saves
+        journal = stack.enter_context(Journal(manifest_path(batch.save.output_directory, batch.path)))
+        if not batch.save.enabled:
+            return None, journal
+        folder = OutputFolder(batch.save.output_directory, batch.save.filename_prefix)
         folder.prepare()
-        manifest = stack.enter_context(Manifest(manifest_path(batch.save.output_directory, batch.path)))
+        stack.callback(folder.close)
     except OSError as e:
         raise BadInput(
             batch.path,
             "parameters.save_images.output_directory",
             f"cannot write in {batch.save.output_directory}: {e.strerror or e}",
         ) from None
-    return (folder if batch.save.enabled else None), manifest
+    return SaveTo(folder, journal), journal
 
 
 def finish(summary: Summary, options: RunOptions, reporter: Reporter, manifest: Path) -> None:
@@ -269,14 +315,13 @@ def resume_command(options: RunOptions) -> str:
     return f"python ComfyUI-API-BatchProcessing.py {options.batch_file} {servers} --resume"
 
 
-def run_record(batch: Batch, jobs: list[Job], options: RunOptions) -> dict[str, object]:
-    return {
-        "event": "run",
-        "run_id": str(uuid.uuid4()),
-        "resume": options.resume,
-        "batch_file": str(batch.path.resolve()),
-        "workflow_file": str(batch.workflow_path),
-        "jobs": len(jobs),
-        "servers": [str(a) for a in options.servers],
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+def run_record(batch: Batch, jobs: list[Job], options: RunOptions) -> RunRecord:
+    return RunRecord(
+        run_id=str(uuid.uuid4()),
+        resume=options.resume,
+        batch_file=str(batch.path.resolve()),
+        workflow_file=str(batch.workflow_path),
+        jobs=len(jobs),
+        servers=tuple(str(a) for a in options.servers),
+        started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )

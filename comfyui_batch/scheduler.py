@@ -1,45 +1,69 @@
-"""Which job goes to which server, and when: keeps every server's queue fed, collects finished
-jobs beside submission, and notices lost prompts, dead servers and hung jobs.
+"""Runs a batch's jobs on its servers: keeps every server's queue fed, collects finished jobs
+beside submission, notices lost prompts, dead or silent servers and hung jobs, and stops within
+seconds when asked. What to do is decided in policy.py; this module makes the calls and keeps
+the journal in step with them.
 
-One thread (the caller's) owns all state. WebSocket readers and download workers only put
-messages on `self._inbox`; nothing else is shared.
+One thread (the caller's) owns all state. Every server call and every download runs on a
+daemon thread of its own and only posts its outcome to the inbox, as the runner's WebSocket
+readers post their events. So the owner never waits on a server: a hung call delays nothing
+but itself, `--retry-for` is kept by the clock, and a stop is bounded by STOP_GRACE_SECONDS.
+
+The journal order is what makes a run resumable at any moment: a prompt's id is journaled
+(`submitting`) before it is posted, `queued` once the server has it, each output before it
+gets its name (collect.py), and the job's end last. After a stop, what could not be confirmed
+stays `submitting` or `queued`, and a resume looks it up on its server.
 """
 
 from __future__ import annotations
 
-import math
 import queue
+import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from .comfy.client import ComfyClient, HistoryEntry
-from .comfy.events import (
-    Event,
-    EventStream,
-    Progress,
-    PromptDone,
-    PromptStarted,
-    StreamLost,
-    StreamRestored,
-)
-from .errors import BatchError, JobFailed, ServerError, ServerUnreachable
+from .collect import Downloader, Finished
+from .comfy.client import HistoryEntry, Queued, QueueState, ServerAddress
+from .comfy.events import Event, Progress, PromptDone, PromptStarted, StreamLost, StreamRestored
+from .errors import BatchError, Cancelled, CannotSave, JobFailed, ServerUnreachable
+from .journal import JobRecord, Record, Status
 from .plan import PlannedJob
+from .policy import (
+    COLLECT_ATTEMPTS,
+    MAX_LOSSES,
+    Flight,
+    Phase,
+    ServerState,
+    Task,
+    answered,
+    busy_interval,
+    failed,
+    given_up,
+    hand_off_due,
+    has_room,
+    lookup_due,
+    lost,
+    may_still_land,
+    next_assignment,
+    overdue,
+    smooth,
+)
 from .progress import Reporter
 from .results import CANCELLED, FAILED, OK, JobResult, ServerStats
+from .resume import Todo
 
-# How long without any news before we ask the servers directly (events can be missed).
-QUIET_RECONCILE_SECONDS = 2.0
+# How often the owner looks at the stop flag, its deadlines and its servers when nothing happens.
+POLL_SECONDS = 0.1
 DOWNLOAD_WORKERS = 4
-COLLECT_ATTEMPTS = 3
-MAX_IN_FLIGHT = 16
-# Slack added to the measured round trip when sizing the queue: thread wake-ups, JSON, disk.
-SUBMIT_SLACK_SECONDS = 0.05
+# After a stop, how long to wait for cancels and downloads under way to answer.
+STOP_GRACE_SECONDS = 3.0
+
+T = TypeVar("T")
+M = TypeVar("M")
 
 
 @dataclass(frozen=True)
@@ -51,79 +75,106 @@ class SchedulerOptions:
     sequential: bool = False  # the original script's algorithm: queue, wait, download, save, next
 
 
-@dataclass(frozen=True)
-class Adopted:
-    """A job queued by an earlier run that may still be on its server (see resume.py)."""
+class StopRequest:
+    """The first Ctrl-C, as the scheduler sees it. While `graceful` (the scheduler is running and
+    polls it), cli's signal handler only sets `requested`; otherwise it raises KeyboardInterrupt."""
 
-    plan: PlannedJob
+    def __init__(self) -> None:
+        self.requested = False
+        self.graceful = False
+
+
+class ServerApi(Downloader, Protocol):
+    """What the scheduler needs of a server (comfy.client.ComfyClient has it; tests fake it)."""
+
+    @property
+    def address(self) -> ServerAddress: ...
+    def queue_prompt(self, graph: Mapping[str, Any], client_id: str, prompt_id: str) -> Queued: ...
+    def queue(self) -> QueueState: ...
+    def cancel(self, prompt_id: str) -> bool: ...
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+    def time(self) -> float: ...
+    def wait(self, inbox: queue.Queue[M], timeout: float) -> M | None:
+        """The next message, or None after `timeout` seconds without one."""
+        ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def wait(self, inbox: queue.Queue[M], timeout: float) -> M | None:
+        try:
+            return inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+# Runs a function in the background; tests run it at once.
+Spawn = Callable[[Callable[[], None]], None]
+# Fetches and saves a finished prompt's outputs (collect.collect, with the output folder bound).
+Collector = Callable[[Downloader, Finished, threading.Event], tuple[str, ...]]
+
+
+def spawn_daemon(work: Callable[[], None]) -> None:
+    # Daemon threads: a call hung on a dead server must not keep the process alive at exit.
+    threading.Thread(target=work, name="comfyui-batch call", daemon=True).start()
+
+
+@dataclass(frozen=True)
+class _News:
     server: str
-    prompt_id: str
-    queued_at: float
-
-
-Collector = Callable[[ComfyClient, HistoryEntry], tuple[str, ...]]
-
-
-@dataclass
-class Flight:
-    """A job queued on a server and not yet collected."""
-
-    plan: PlannedJob
-    server: Server
-    prompt_id: str
-    queued_at: float
-    started_at: float | None = None
-    finished_at: float | None = None
-    collect_attempts: int = 0
-
-
-@dataclass
-class Server:
-    client: ComfyClient
-    client_id: str
-    stream: EventStream | None = None
-    flights: dict[str, Flight] = field(default_factory=dict)
-    unreachable_since: float | None = None
-    retry_at: float = 0.0
-    abandoned: set[str] = field(default_factory=set)  # prompt ids handed to other servers
-    stats: ServerStats = field(default_factory=ServerStats)
-    last_news: float = field(default_factory=time.monotonic)  # any event or download finished
-    submit_seconds: float = 0.0  # smoothed POST /prompt round trip
-    job_seconds: float = 0.0  # smoothed execution time of our jobs (start, else queueing, to end)
-
-    @property
-    def name(self) -> str:
-        return str(self.client.address)
-
-    @property
-    def reachable(self) -> bool:
-        return self.unreachable_since is None
-
-
-@dataclass(frozen=True)
-class _Event:
-    server: Server
     event: Event
 
 
 @dataclass(frozen=True)
-class _Collected:
-    flight: Flight
-    future: Future[tuple[str, ...]]
+class _Reply:
+    then: Callable[[Any, Exception | None], None]
+    value: Any
+    error: Exception | None
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    state: QueueState
+    finished: dict[str, HistoryEntry | None]  # prompts absent from the queue: their history
 
 
 class Scheduler:
-    def __init__(self, clients: Iterable[ComfyClient], reporter: Reporter, options: SchedulerOptions) -> None:
-        self._servers = [Server(client, str(uuid.uuid4())) for client in clients]
-        self._collect: Collector = _not_running
-        self._record: Callable[[dict[str, Any]], None] = _not_running
+    def __init__(
+        self,
+        servers: Sequence[ServerApi],
+        client_id: str,
+        reporter: Reporter,
+        options: SchedulerOptions,
+        clock: Clock | None = None,
+        spawn: Spawn = spawn_daemon,
+    ) -> None:
+        self._apis = {str(api.address): api for api in servers}
+        self._servers = [ServerState(name) for name in self._apis]
+        self._by_name = {server.name: server for server in self._servers}
+        self._client_id = client_id
         self._reporter = reporter
         self._options = options
-        self._inbox: queue.Queue[_Event | _Collected] = queue.Queue()
-        self._todo: deque[PlannedJob] = deque()
-        self._collecting: dict[str, Flight] = {}
+        self._clock: Clock = clock or SystemClock()
+        self._spawn = spawn
+        self._inbox: queue.Queue[_News | _Reply] = queue.Queue()
+        self._todo: deque[Task] = deque()
+        self._to_collect: deque[tuple[Flight, HistoryEntry | None]] = deque()
+        self._collecting: set[Flight] = set()
         self._results: list[JobResult] = []
+        self._cancelling = 0  # cancel calls under way
         self._stopping = False
+        self._stop_saving = threading.Event()
+        self._collect: Collector = _not_running
+        self._journal: Callable[[Record], None] = _not_running
+        self._run_started = 0.0
 
     @property
     def results(self) -> list[JobResult]:
@@ -133,295 +184,366 @@ class Scheduler:
     def server_stats(self) -> dict[str, ServerStats]:
         return {server.name: server.stats for server in self._servers}
 
-    def listen(self) -> None:
-        """Starts opening every server's WebSocket, in the background: call it early, so the
-        connections are ready by the time the first job is queued."""
-        for server in self._servers:
-            if server.stream is None:
-                server.stream = server.client.event_stream(server.client_id, partial(self._post_event, server))
-                server.stream.start()
+    def post_event(self, server: str, event: Event) -> None:
+        """Where `server`'s WebSocket reader sends its events; any thread may call it."""
+        self._inbox.put(_News(server, event))
 
     def run(
         self,
-        plans: Iterable[PlannedJob],
-        adopted: Iterable[Adopted],
+        todo: Iterable[Todo],
+        plans: Mapping[int, PlannedJob],
         collect: Collector,
-        record: Callable[[dict[str, Any]], None],
-    ) -> list[JobResult]:
-        """Runs every job; `collect` fetches and saves a finished one's files (on a worker
-        thread), `record` appends to the manifest."""
-        self._collect, self._record = collect, record
-        self._todo.extend(plans)
-        with ThreadPoolExecutor(DOWNLOAD_WORKERS, thread_name_prefix="collect") as pool:
-            self._pool = pool
-            self._wait_for_streams()
-            try:
-                self._adopt(adopted)
-                while self._todo or self._in_flight() or self._collecting:
-                    self._submit_ready()
-                    self._wait_and_handle()
-                    self._check_servers()
-            except BaseException:
-                self._stopping = True
-                self._cancel_ours()
-                self._drain_collecting()
-                raise
-        return self._results
-
-    def close(self) -> None:
-        """Closes the WebSockets."""
+        journal: Callable[[Record], None],
+        stop: StopRequest,
+    ) -> bool:
+        """Runs every job; True if it stopped at a StopRequest. `collect` fetches and saves a
+        finished job's outputs (on a worker thread), `journal` appends to the manifest. Raises
+        ServerUnreachable when no server has answered for --retry-for seconds, CannotSave
+        when the outputs or the journal cannot be written; our prompts are cancelled first."""
+        self._collect, self._journal = collect, journal
+        self._run_started = self._clock.time()
+        now = self._clock.monotonic()
         for server in self._servers:
-            if server.stream:
-                server.stream.stop()
+            server.last_news = now
+        for item in todo:
+            self._take(item, plans[item.job.index])
+        stop.graceful = True
+        try:
+            while self._busy():
+                if stop.requested:
+                    self._reporter.warning("stopping: cancelling this run's prompts (Ctrl-C again to exit at once)")
+                    self._stop_now()
+                    return True
+                self._step()
+                message = self._clock.wait(self._inbox, POLL_SECONDS)
+                if message is not None:
+                    self._handle(message)
+            self._settle(STOP_GRACE_SECONDS, lambda: self._cancelling > 0)
+            return False
+        except BaseException:
+            self._stop_now()
+            raise
+        finally:
+            stop.graceful = False
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _busy(self) -> bool:
+        return bool(self._todo or self._to_collect or self._collecting or any(s.flights for s in self._servers))
+
+    def _step(self) -> None:
+        now = self._clock.monotonic()
+        self._check_servers(now)
+        if not self._stopping:
+            for server in self._servers:
+                if lookup_due(server, now):
+                    self._look_up(server, now)
+            self._submit_ready(now)
+        self._start_downloads()
+
+    def _handle(self, message: _News | _Reply) -> None:
+        if isinstance(message, _News):
+            self._on_event(message.server, message.event)
+            return
+        message.then(message.value, message.error)
+
+    def _call(self, work: Callable[[], T], then: Callable[[Any, Exception | None], None]) -> None:
+        """Runs `work` in the background; `then(value, error)` runs on this thread with its outcome."""
+        inbox = self._inbox
+
+        def run() -> None:
+            try:
+                reply = _Reply(then, work(), None)
+            except Exception as e:
+                reply = _Reply(then, None, e)
+            inbox.put(reply)
+
+        self._spawn(run)
 
     # --- submission -------------------------------------------------------------------------
 
-    def _submit_ready(self) -> None:
-        # Least-loaded first, so a faster server naturally takes more of the batch.
-        for server in sorted(self._servers, key=lambda s: len(s.flights)):
-            while self._todo and not self._stopping and self._has_room(server):
-                plan = self._todo.popleft()
-                try:
-                    self._submit(server, plan)
-                except ServerUnreachable as e:
-                    self._todo.appendleft(plan)
-                    self._mark_unreachable(server, e)
-                    break
-
-    def _has_room(self, server: Server) -> bool:
-        if not server.reachable:
-            return False
-        if self._options.sequential:
-            return not server.flights and not any(f.server is server for f in self._collecting.values())
-        return len(server.flights) < self._in_flight_limit(server)
-
-    def _in_flight_limit(self, server: Server) -> int:
-        """Enough queued prompts that the next is always on the server before the current one
-        ends: one running, plus as many as finish during one round trip of ours."""
-        if self._options.in_flight:
-            return self._options.in_flight
-        if not server.job_seconds:
-            return 2
-        round_trip = 2 * server.submit_seconds + SUBMIT_SLACK_SECONDS
-        return min(MAX_IN_FLIGHT, 2 + math.ceil(round_trip / server.job_seconds))
-
-    def _submit(self, server: Server, plan: PlannedJob) -> None:
-        prompt_id = str(uuid.uuid4())
-        queued_at = time.time()
-        sent = time.monotonic()
-        try:
-            queued = server.client.queue_prompt(plan.graph(), server.client_id, prompt_id)
-        except (JobFailed, ServerError) as e:
-            self._finish(
-                JobResult(
-                    plan.job, FAILED, server=server.name, error=str(e), queued_at=queued_at, finished_at=time.time()
-                )
-            )
+    def _take(self, item: Todo, plan: PlannedJob) -> None:
+        """A job to do; one an earlier run posted is looked up on its server before anything else."""
+        task = Task(plan, dict(item.saved), saved_before=len(item.saved))
+        server = self._by_name.get(item.earlier.server) if item.earlier else None
+        if item.earlier is None or server is None:
+            self._todo.append(task)
             return
-        server.submit_seconds = _smooth(server.submit_seconds, time.monotonic() - sent)
-        flight = Flight(plan, server, queued.prompt_id, queued_at)
+        earlier = item.earlier
+        flight = Flight(task, server, earlier.prompt_id, earlier.queued_at, Phase.EARLIER, adopted=True)
+        flight.confirmed = earlier.confirmed
         server.flights[flight.prompt_id] = flight
-        self._record(
-            {
-                "event": "queued",
-                "job": plan.job.index,
-                "key": plan.job.key,
-                "values": dict(plan.job.values),
-                "prompt_id": flight.prompt_id,
-                "server": server.name,
-                "queued_at": queued_at,
-            }
-        )
-        self._reporter.queued(plan.job, server.name)
+        server.look_now = True
+
+    def _submit_ready(self, now: float) -> None:
+        while pick := next_assignment(self._todo, self._servers, partial(self._has_room, now)):
+            task, server = pick
+            self._todo.remove(task)
+            self._post(server, task, now)
+
+    def _has_room(self, now: float, server: ServerState) -> bool:
+        collecting = sum(1 for f, _ in self._to_collect if f.server is server)
+        collecting += sum(1 for f in self._collecting if f.server is server)
+        return has_room(server, now, self._options.in_flight, self._options.sequential, collecting)
+
+    def _post(self, server: ServerState, task: Task, now: float) -> None:
+        # Our own id, journaled before the POST: whatever happens next, a resume can look it up.
+        flight = Flight(task, server, str(uuid.uuid4()), self._clock.time(), Phase.POSTING)
+        self._record(self._flight_record(flight, Status.SUBMITTING))
+        server.flights[flight.prompt_id] = flight
+        server.posting_since = now
+        api, graph, prompt_id = self._apis[server.name], task.plan.graph(), flight.prompt_id
+        self._call(lambda: api.queue_prompt(graph, self._client_id, prompt_id), partial(self._on_posted, flight, now))
+
+    def _on_posted(self, flight: Flight, sent: float, queued: Queued | None, error: Exception | None) -> None:
+        server, now = flight.server, self._clock.monotonic()
+        server.posting_since = None
+        if server.flights.get(flight.prompt_id) is not flight:
+            # Handed off or cancelled while the POST was under way: it must not run there.
+            if queued is not None:
+                self._disown(server, queued.prompt_id)
+            return
+        if isinstance(error, JobFailed):  # refused (HTTP 400): never queued
+            self._server_answered(server, now)
+            del server.flights[flight.prompt_id]
+            self._finish(self._result(flight, FAILED, error=str(error)))
+            return
+        if error is not None:
+            # Timed out or cut: it may be queued all the same. Looked up before anything else.
+            self._server_failed(server, now, error, sent)
+            flight.phase = Phase.UNSURE
+            server.look_now = True
+            return
+        assert queued is not None
+        self._server_answered(server, now)
+        server.submit_seconds = smooth(server.submit_seconds, now - sent)
+        if queued.prompt_id != flight.prompt_id:  # a server that picks its own ids
+            del server.flights[flight.prompt_id]
+            flight.prompt_id = queued.prompt_id
+            server.flights[flight.prompt_id] = flight
+        self._confirm(flight)
         for problem in queued.dropped_outputs:
-            self._reporter.warning(f"job {plan.job.index}: the server runs it without an output: {problem}")
+            self._reporter.warning(f"job {flight.task.index}: the server runs it without an output: {problem}")
+        if flight.done:
+            self._start_collecting(flight, None)
 
-    def _adopt(self, adopted: Iterable[Adopted]) -> None:
-        """Follows prompts an earlier run queued. Their events go to that run's client id, so
-        they are found by looking them up, like any prompt whose events were missed."""
-        by_name = {server.name: server for server in self._servers}
-        for item in adopted:
-            server = by_name.get(item.server)
-            if server is None:
-                self._todo.appendleft(item.plan)
-                continue
-            server.flights[item.prompt_id] = Flight(item.plan, server, item.prompt_id, item.queued_at)
-        for server in self._servers:
+    def _confirm(self, flight: Flight) -> None:
+        """The server has the prompt."""
+        if flight.phase in (Phase.POSTING, Phase.UNSURE):
+            self._record(self._flight_record(flight, Status.QUEUED))
+            self._reporter.queued(flight.task.plan.job, flight.server.name)
+        flight.phase = Phase.QUEUED
+
+    def _disown(self, server: ServerState, prompt_id: str) -> None:
+        if self._stopping:
+            self._cancel(server, [prompt_id])
+        else:
+            server.abandoned.add(prompt_id)  # cancelled there at the next lookup
+            server.look_now = True
+
+    # --- what the servers say ---------------------------------------------------------------
+
+    def _on_event(self, name: str, event: Event) -> None:
+        server = self._by_name.get(name)
+        if server is None:
+            return
+        server.last_news = self._clock.monotonic()
+        if isinstance(event, StreamRestored):
+            server.look_now = True  # whatever happened meanwhile must be looked up
+            return
+        if isinstance(event, StreamLost):
             if server.flights:
-                self._reconcile(server)
-
-    # --- news from the servers --------------------------------------------------------------
-
-    def _wait_for_streams(self) -> None:
-        self.listen()
-        for server in self._servers:
-            assert server.stream is not None
-            if not server.stream.wait_connected():
-                self._reporter.warning(f"{server.name}: no WebSocket yet; following jobs by polling")
-
-    def _wait_and_handle(self) -> None:
-        try:
-            message = self._inbox.get(timeout=self._wait_time())
-        except queue.Empty:
+                reason = event.reason.splitlines()[0][:160] if event.reason else "no reason given"
+                self._reporter.warning(f"{server.name}: WebSocket lost ({reason}); reconnecting")
             return
-        if isinstance(message, _Collected):
-            message.flight.server.last_news = time.monotonic()
-            self._on_collected(message)
+        flight = server.flights.get(event.prompt_id)
+        if flight is None:
             return
-        server, event = message.server, message.event
-        server.last_news = time.monotonic()
-        flight = server.flights.get(getattr(event, "prompt_id", ""))
-        if isinstance(event, PromptDone) and flight:
-            self._start_collecting(flight, event.at)
-        elif isinstance(event, PromptStarted) and flight:
+        if isinstance(event, PromptDone):
+            if flight.phase is Phase.POSTING:
+                flight.done = True
+            else:
+                self._start_collecting(flight, None, event.at)
+        elif isinstance(event, PromptStarted):
             flight.started_at = event.at
-        elif isinstance(event, Progress) and flight:
-            self._reporter.progress(flight.plan.job, event.value, event.max)
-        elif isinstance(event, StreamRestored):
-            self._reconcile(server)
-        elif isinstance(event, StreamLost) and server.flights:
-            self._reporter.warning(f"{server.name}: WebSocket lost ({event.reason}); reconnecting")
+        elif isinstance(event, Progress):
+            self._reporter.progress(flight.task.plan.job, event.value, event.max)
 
-    def _wait_time(self) -> float:
-        now = time.monotonic()
-        waits = [QUIET_RECONCILE_SECONDS]
-        if self._options.job_timeout:
-            waits.append(1.0)
-        waits += [s.last_news + QUIET_RECONCILE_SECONDS - now for s in self._servers if s.flights]
-        waits += [s.retry_at - now for s in self._servers if not s.reachable]
-        return max(0.05, min(waits))
+    def _look_up(self, server: ServerState, now: float) -> None:
+        """Asks the server what became of our prompts, trusting it over the events we got, and
+        cancels there the prompts we gave to other servers."""
+        asked = tuple(prompt_id for prompt_id, f in server.flights.items() if f.phase is not Phase.POSTING)
+        abandoned = frozenset(server.abandoned)
+        server.looking_since, server.look_now = now, False
+        api = self._apis[server.name]
 
-    def _check_servers(self) -> None:
-        for server in self._servers:
-            now = time.monotonic()
-            if not server.reachable:
-                if now >= server.retry_at:
-                    self._reconcile(server)
-            elif server.flights and now - server.last_news >= QUIET_RECONCILE_SECONDS:
-                # Silence from a server with work: its events may be lost (a dead socket that
-                # looks alive); ask it directly.
-                server.last_news = now
-                self._reconcile(server)
-            self._enforce_timeout(server)
-
-    def _reconcile(self, server: Server) -> None:
-        """Looks up what the server did with our prompts, trusting it over the events we got."""
-        try:
+        def look() -> _Lookup:
             # Queue first, then history: a prompt leaves the queue only after its history is
-            # written, so one absent from both really is lost (the server restarted).
-            in_queue = server.client.queue()
-            for prompt_id, flight in list(server.flights.items()):
-                if prompt_id in in_queue.running and flight.started_at is None:
-                    flight.started_at = time.time()
-                if prompt_id in in_queue:
-                    continue
-                if server.client.history(prompt_id) is not None:
-                    self._start_collecting(flight)
-                else:
-                    del server.flights[prompt_id]
-                    self._reporter.warning(
-                        f"job {flight.plan.job.index}: {server.name} lost it (restarted?); queueing it again"
-                    )
-                    self._todo.appendleft(flight.plan)
-            if server.abandoned:
-                server.client.delete_from_queue(server.abandoned)
-                server.abandoned.clear()
-        except ServerUnreachable as e:
-            self._mark_unreachable(server, e)
+            # written, so one absent from both really is not there (restarted, or never posted).
+            state = api.queue()
+            finished = {prompt_id: api.history(prompt_id) for prompt_id in asked if prompt_id not in state}
+            for prompt_id in abandoned:
+                if prompt_id in state:
+                    api.cancel(prompt_id)
+            return _Lookup(state, finished)
+
+        self._call(look, partial(self._on_looked, server, asked, abandoned))
+
+    def _on_looked(
+        self,
+        server: ServerState,
+        asked: tuple[str, ...],
+        abandoned: frozenset[str],
+        lookup: _Lookup | None,
+        error: Exception | None,
+    ) -> None:
+        now, sent = self._clock.monotonic(), server.looking_since or self._clock.monotonic()
+        server.looking_since = None
+        if error is not None:
+            self._server_failed(server, now, error, sent)
             return
-        if not server.reachable:
+        assert lookup is not None
+        self._server_answered(server, now)
+        server.abandoned -= abandoned
+        for prompt_id in asked:
+            flight = server.flights.get(prompt_id)
+            if flight is None or flight.phase is Phase.POSTING:
+                continue  # collected, handed off or cancelled meanwhile
+            if prompt_id in lookup.state:
+                if prompt_id in lookup.state.running and flight.started_at is None:
+                    flight.started_at = self._clock.time()
+                self._confirm(flight)
+            elif (entry := lookup.finished.get(prompt_id)) is None:
+                if not may_still_land(flight, self._clock.time()):
+                    self._lost(flight)
+            elif flight.adopted and entry.interrupted:
+                # Stopped by the run that posted it (Ctrl-C): it never produced its outputs.
+                del server.flights[prompt_id]
+                self._todo.appendleft(flight.task)
+            else:
+                self._start_collecting(flight, entry)
+
+    def _lost(self, flight: Flight) -> None:
+        """The server has no trace of the prompt: queued again, unless it keeps disappearing."""
+        server, task = flight.server, flight.task
+        del server.flights[flight.prompt_id]
+        if flight.phase is Phase.UNSURE:
+            server.abandoned.add(flight.prompt_id)  # its POST may still land
+        if flight.adopted:
+            self._reporter.note(f"job {task.index}: not on {server.name} any more; running it again")
+            self._todo.appendleft(task)
+            return
+        why = "may never have received it" if flight.phase is Phase.UNSURE else "lost it (restarted?)"
+        if lost(task):
+            self._reporter.warning(f"job {task.index}: {server.name} {why}; queueing it again")
+            self._todo.appendleft(task)
+        else:
+            error = f"{server.name} {why}, {MAX_LOSSES} times; not queueing it again"
+            if flight.phase is Phase.UNSURE and server.last_error:
+                error += f" (its answer to the last POST: {server.last_error})"
+            self._finish(self._result(flight, FAILED, error=error))
+
+    def _server_failed(self, server: ServerState, now: float, error: Exception, sent: float) -> None:
+        if not isinstance(error, BatchError):
+            raise error  # a bug, not the server: never hidden as a retry
+        said = str(error) if server.name in str(error) else f"{server.name}: {error}"
+        # Kept without the "cannot reach <url>" that ServerUnreachable adds, as it gives up with one.
+        if failed(server, now, error.reason if isinstance(error, ServerUnreachable) else str(error), sent):
+            self._reporter.warning(f"{said}; retrying for up to {self._options.retry_for:g}s")
+
+    def _server_answered(self, server: ServerState, now: float) -> None:
+        if answered(server, now):
             self._reporter.warning(f"{server.name} answers again")
-        server.unreachable_since = None
 
-    def _mark_unreachable(self, server: Server, error: ServerUnreachable) -> None:
-        now = time.monotonic()
-        if server.unreachable_since is None:
-            server.unreachable_since = now
-            self._reporter.warning(f"{error}; retrying for up to {self._options.retry_for:.0f}s")
-        if server.flights and any(s.reachable for s in self._servers):
-            self._hand_off(server)
-        if not any(s.reachable for s in self._servers):
-            # Give up once every server has been down for the whole retry period.
-            down_for = now - max(s.unreachable_since or now for s in self._servers)
-            if down_for > self._options.retry_for:
-                raise ServerUnreachable(server.name, f"{error.reason}, for {down_for:.0f}s")
-        server.retry_at = now + min(5.0, 0.5 + (now - server.unreachable_since) / 4)
+    def _check_servers(self, now: float) -> None:
+        for server in self._servers:
+            if hand_off_due(server, self._servers, now):
+                self._hand_off(server)
+            self._enforce_timeout(server)
+        down_for = given_up(self._servers, now, self._options.retry_for)
+        if down_for is not None:
+            server = self._servers[0]
+            reason = server.last_error or "a request went unanswered"
+            raise ServerUnreachable(
+                server.name, f"{reason}; gave up after {down_for:.0f}s (--retry-for {self._options.retry_for:g})"
+            )
 
-    def _hand_off(self, server: Server) -> None:
-        """Gives a dead server's unfinished jobs to the others. If it comes back, the copies it
-        still has queued are deleted there, so no job is paid for twice."""
-        for prompt_id, flight in list(server.flights.items()):
-            self._todo.appendleft(flight.plan)
-            server.abandoned.add(prompt_id)
-        count = len(server.flights)
+    def _hand_off(self, server: ServerState) -> None:
+        """Gives a server's unfinished jobs to the others. If it comes back, the copies it still
+        has are cancelled there, so no job is paid for twice."""
+        flights = list(server.flights.values())
         server.flights.clear()
+        for flight in reversed(flights):
+            server.abandoned.add(flight.prompt_id)
+            self._todo.appendleft(flight.task)
+        count = len(flights)
         self._reporter.warning(f"{server.name}: handing {count} job{'s' if count != 1 else ''} to the other servers")
 
-    def _enforce_timeout(self, server: Server) -> None:
+    def _enforce_timeout(self, server: ServerState) -> None:
         limit = self._options.job_timeout
-        if not limit:
-            return
-        now = time.time()
-        for prompt_id, flight in list(server.flights.items()):
-            if flight.started_at and now - flight.started_at > limit:
-                del server.flights[prompt_id]
-                try:
-                    server.client.interrupt(prompt_id)
-                except BatchError:
-                    pass  # the job is abandoned either way; the summary says so
+        now = self._clock.time()
+        for flight in list(server.flights.values()):
+            if overdue(flight, now, limit):
+                del server.flights[flight.prompt_id]
+                flight.finished_at = now
+                server.stats.count(*busy_interval(flight, now, self._run_started))
+                self._cancel(server, [flight.prompt_id])
                 self._finish(self._result(flight, FAILED, error=f"timed out after {limit:g}s (--timeout)"))
 
     # --- collection -------------------------------------------------------------------------
 
-    def _start_collecting(self, flight: Flight, finished_at: float | None = None) -> None:
+    def _start_collecting(self, flight: Flight, entry: HistoryEntry | None, at: float | None = None) -> None:
         server = flight.server
         server.flights.pop(flight.prompt_id, None)
-        self._collecting[flight.prompt_id] = flight
-        flight.finished_at = finished_at or time.time()
-        start = max(flight.started_at or flight.queued_at, flight.queued_at)
-        server.stats.jobs += 1
-        server.stats.busy_seconds += flight.finished_at - start
-        server.job_seconds = _smooth(server.job_seconds, flight.finished_at - start)
-        future = self._pool.submit(self._fetch_and_save, flight)
-        future.add_done_callback(partial(self._post_collected, flight))
+        if flight.finished_at is None:  # not when collecting again after a failed download
+            flight.finished_at = at or self._clock.time()
+            server.stats.count(*busy_interval(flight, flight.finished_at, self._run_started))
+            if not flight.adopted:
+                server.job_seconds = smooth(
+                    server.job_seconds, flight.finished_at - (flight.started_at or flight.queued_at)
+                )
+        self._to_collect.append((flight, entry))
 
-    # Called on other threads: they only ever put messages on the inbox.
-    def _post_event(self, server: Server, event: Event) -> None:
-        self._inbox.put(_Event(server, event))
+    def _start_downloads(self) -> None:
+        while self._to_collect and len(self._collecting) < DOWNLOAD_WORKERS:
+            flight, entry = self._to_collect.popleft()
+            self._collecting.add(flight)
+            finished = Finished(flight.task.index, flight.prompt_id, entry, flight.task.saved)
+            work = partial(self._collect, self._apis[flight.server.name], finished, self._stop_saving)
+            self._call(work, partial(self._on_collected, flight, self._clock.monotonic()))
 
-    def _post_collected(self, flight: Flight, future: Future[tuple[str, ...]]) -> None:
-        self._inbox.put(_Collected(flight, future))
-
-    def _fetch_and_save(self, flight: Flight) -> tuple[str, ...]:
-        entry = flight.server.client.history(flight.prompt_id)
-        if entry is None:
-            raise JobFailed(f"prompt {flight.prompt_id} finished but the server has no history for it")
-        return self._collect(flight.server.client, entry)
-
-    def _on_collected(self, message: _Collected) -> None:
-        flight = self._collecting.pop(message.flight.prompt_id)
-        try:
-            files = message.future.result()
-        except ServerUnreachable as e:
+    def _on_collected(
+        self, flight: Flight, sent: float, files: tuple[str, ...] | None, error: Exception | None
+    ) -> None:
+        self._collecting.discard(flight)
+        server, now = flight.server, self._clock.monotonic()
+        server.last_news = now
+        if files is not None:
+            new_files = max(0, len(files) - flight.task.saved_before)
+            self._finish(self._result(flight, OK, files=files, new_files=new_files))
+        elif isinstance(error, Cancelled) or (isinstance(error, ServerUnreachable) and self._stopping):
+            pass  # stopping: the journal has what was saved; a resume collects the rest
+        elif isinstance(error, ServerUnreachable) and flight.collect_attempts + 1 < COLLECT_ATTEMPTS:
+            # Finished but not fetched: looked up again once the server answers.
             flight.collect_attempts += 1
-            if flight.collect_attempts < COLLECT_ATTEMPTS and not self._stopping:
-                # Finished but not fetched: look again once the server answers.
-                flight.server.flights[flight.prompt_id] = flight
-                self._mark_unreachable(flight.server, e)
-            else:
-                self._finish(self._result(flight, FAILED, error=str(e)))
-            return
-        except BatchError as e:
-            self._finish(self._result(flight, FAILED, error=str(e)))
-            return
-        except OSError as e:  # our side: disk full, folder not writable
-            self._finish(self._result(flight, FAILED, error=f"cannot save its outputs: {e}"))
-            return
-        self._finish(self._result(flight, OK, files=files))
+            flight.phase = Phase.QUEUED
+            server.flights[flight.prompt_id] = flight
+            self._server_failed(server, now, error, sent)
+        elif isinstance(error, BatchError) and not isinstance(error, CannotSave):
+            self._finish(self._result(flight, FAILED, error=str(error)))
+        elif error is not None:
+            raise error  # our disk (CannotSave): every later job would fail the same way
 
-    def _result(self, flight: Flight, status: str, files: tuple[str, ...] = (), error: str | None = None) -> JobResult:
+    def _result(
+        self,
+        flight: Flight,
+        status: Status,
+        files: tuple[str, ...] = (),
+        error: str | None = None,
+        new_files: int | None = None,
+    ) -> JobResult:
         return JobResult(
-            flight.plan.job,
+            flight.task.plan.job,
             status,
             flight.prompt_id,
             flight.server.name,
@@ -429,52 +551,96 @@ class Scheduler:
             error,
             flight.queued_at,
             flight.started_at,
-            flight.finished_at or time.time(),
+            flight.finished_at or self._clock.time(),
+            new_files,
         )
+
+    def _flight_record(self, flight: Flight, status: Status) -> JobRecord:
+        job = flight.task.plan.job
+        return JobRecord(
+            status, job.index, job.values, job.made_of, flight.prompt_id, flight.server.name, queued_at=flight.queued_at
+        )
+
+    def _record(self, record: Record) -> None:
+        try:
+            self._journal(record)
+        except CannotSave:
+            if not self._stopping:
+                raise
+            # Stopping already: what cannot be recorded stays `queued`, and a resume looks it up.
 
     def _finish(self, result: JobResult) -> None:
         self._results.append(result)
         self._record(result.record())
         self._reporter.finished(result)
         if not result.ok and self._options.fail_fast and not self._stopping:
-            self._stopping = True
             self._reporter.warning("stopping at the first failure (--fail-fast)")
-            self._cancel_ours()
-            self._todo.clear()
+            self._wind_down(stop_downloads=False)
 
     # --- stopping ---------------------------------------------------------------------------
 
-    def _drain_collecting(self) -> None:
-        """Lets downloads already under way finish and be recorded, so no saved file goes
-        unrecorded (a resume would fetch it twice). A second Ctrl-C cuts this short."""
-        while self._collecting:
-            message = self._inbox.get()
-            if isinstance(message, _Collected):
-                self._on_collected(message)
-
-    def _in_flight(self) -> bool:
-        return any(server.flights for server in self._servers)
-
-    def _cancel_ours(self) -> None:
-        """Takes this run's prompts off the servers; other clients' prompts are never touched."""
+    def _wind_down(self, stop_downloads: bool) -> None:
+        """Queues nothing more and cancels this run's prompts (other clients' prompts are never
+        touched); with `stop_downloads`, downloads under way stop too."""
+        self._stopping = True
+        self._todo.clear()
+        if stop_downloads:
+            self._stop_saving.set()
+            self._to_collect.clear()
         for server in self._servers:
             flights = list(server.flights.values())
-            if not flights:
+            server.flights.clear()
+            if flights:
+                self._cancel(server, [f.prompt_id for f in flights], partial(self._on_cancelled, flights))
+
+    def _cancel(
+        self, server: ServerState, prompt_ids: list[str], then: Callable[[Exception | None], None] | None = None
+    ) -> None:
+        api = self._apis[server.name]
+
+        def cancel() -> None:
+            for prompt_id in prompt_ids:
+                api.cancel(prompt_id)
+
+        def answered(value: None, error: Exception | None) -> None:
+            self._cancelling -= 1
+            if then is not None:
+                then(error)
+
+        self._cancelling += 1
+        self._call(cancel, answered)
+
+    def _on_cancelled(self, flights: list[Flight], error: Exception | None) -> None:
+        if error is not None:
+            return  # not recorded: the journal still says queued, and a resume looks it up
+        now = self._clock.time()
+        for flight in flights:
+            if flight.started_at is not None:  # it ran until now: busy, though not a job done there
+                flight.server.stats.count(*busy_interval(flight, now, self._run_started), ended=False)
+            self._finish(self._result(flight, CANCELLED, error="cancelled"))
+
+    def _stop_now(self) -> None:
+        """Stops everything: prompts cancelled, downloads stopped, what answers within
+        STOP_GRACE_SECONDS recorded. Only cancels and POSTs are waited for (a POST answered
+        now is cancelled in turn); a download cut short or a lookup matters to no one, as the
+        journal already holds every file that may have appeared, and a resume looks up the rest."""
+        self._wind_down(stop_downloads=True)
+        self._settle(STOP_GRACE_SECONDS, self._must_wait)
+
+    def _must_wait(self) -> bool:
+        return self._cancelling > 0 or any(server.posting_since is not None for server in self._servers)
+
+    def _settle(self, grace: float, waiting: Callable[[], bool]) -> None:
+        deadline = self._clock.monotonic() + grace
+        while waiting() and (now := self._clock.monotonic()) < deadline:
+            message = self._clock.wait(self._inbox, min(POLL_SECONDS, deadline - now))
+            if message is None:
                 continue
             try:
-                server.client.delete_from_queue(f.prompt_id for f in flights)
-                for flight in flights:
-                    server.client.interrupt(flight.prompt_id)
+                self._handle(message)
             except BatchError:
-                continue  # unreachable: the manifest still says queued, and resume looks it up
-            for flight in flights:
-                del server.flights[flight.prompt_id]
-                self._finish(self._result(flight, CANCELLED, error="cancelled"))
+                pass  # the run is ending already; a resume sorts out what could not be recorded
 
 
 def _not_running(*args: Any) -> Any:
     raise RuntimeError("the scheduler is not running")
-
-
-def _smooth(previous: float, sample: float) -> float:
-    return sample if not previous else 0.7 * previous + 0.3 * sample

@@ -12,19 +12,22 @@ from pathlib import Path
 from typing import Any
 
 from comfyui_batch.cli import main
-from comfyui_batch.outputs import read_manifest
 
 
-def image_workflow(steps: int = 1, step_ms: int = 0) -> dict[str, Any]:
-    """EmptyImage -> TestSlowSampler -> SaveImage: a model-free stand-in for a diffusion graph."""
-    return {
+def image_workflow(steps: int = 1, step_ms: int = 0, saves: int = 1) -> dict[str, Any]:
+    """EmptyImage -> TestSlowSampler -> SaveImage: a model-free stand-in for a diffusion graph;
+    with `saves` SaveImage nodes (ids 3, 4, ...), that many files per job."""
+    workflow: dict[str, Any] = {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 0}},
         "2": {
             "class_type": "TestSlowSampler",
             "inputs": {"image": ["1", 0], "steps": steps, "step_ms": step_ms, "seed": 0},
         },
-        "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "bk", "images": ["2", 0]}},
     }
+    for n in range(saves):
+        prefix = "bk" if n == 0 else f"bk{n}"
+        workflow[str(3 + n)] = {"class_type": "SaveImage", "inputs": {"filename_prefix": prefix, "images": ["2", 0]}}
+    return workflow
 
 
 IMAGE_ITEMS = {"color": "1,inputs,color", "width": "1,inputs,width", "seed": "2,inputs,seed", "steps": "2,inputs,steps"}
@@ -74,8 +77,15 @@ def run_cli(*args: str) -> Run:
 
 
 def manifest_records(output_directory: Path) -> list[dict[str, Any]]:
+    """The manifest's lines as written (a torn last line left out)."""
     (path,) = output_directory.glob("*.manifest.jsonl")
-    return list(read_manifest(path))
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
 
 
 def get_json(url: str) -> Any:

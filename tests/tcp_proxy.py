@@ -1,5 +1,6 @@
-"""A loopback TCP proxy that can cut its WebSocket connections on demand, to test that the
-client reconnects and misses no completion. Threads, stdlib only."""
+"""A loopback TCP proxy that breaks things on demand: it cuts WebSockets (the client must
+reconnect and miss no completion) and holds requests (so a client can be stopped inside them).
+Threads, stdlib only."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ import socket
 import threading
 
 
-class DroppingProxy:
-    def __init__(self, target_port: int) -> None:
+class FaultProxy:
+    """A loopback proxy that can cut its WebSockets on demand and slow the two requests a
+    client can be caught in the middle of: `POST /prompt` is held `post_delay` seconds before it
+    reaches the server, each `/view` answer `view_delay` seconds before its first byte. The
+    delays can be changed at any time."""
+
+    def __init__(self, target_port: int, post_delay: float = 0.0, view_delay: float = 0.0) -> None:
+        self.post_delay = post_delay
+        self.view_delay = view_delay
         self._target = ("127.0.0.1", target_port)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -48,22 +56,40 @@ class DroppingProxy:
         except OSError:
             client.close()
             return
-        first = client.recv(65536)
-        if first.startswith(b"GET /ws"):
-            with self._lock:
-                self._websockets += [client, upstream]
-        upstream.sendall(first)
-        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
-        _pump(client, upstream)
+        # HTTP/1.1 without pipelining: requests and answers alternate on a connection, so the
+        # last request seen tells which answer is coming back.
+        requests: list[bytes] = []  # the start of each request on this connection
+        threading.Thread(target=self._answers, args=(upstream, client, requests), daemon=True).start()
+        try:
+            while data := client.recv(65536):
+                if data[:4] in (b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE"):
+                    requests.append(data[:16])
+                    if data.startswith(b"GET /ws"):
+                        with self._lock:
+                            self._websockets += [client, upstream]
+                    if data.startswith(b"POST /prompt") and self.post_delay:
+                        threading.Event().wait(self.post_delay)
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shut(client, upstream)
+
+    def _answers(self, upstream: socket.socket, client: socket.socket, requests: list[bytes]) -> None:
+        delayed = 0  # requests whose answer has been held already
+        try:
+            while data := upstream.recv(65536):
+                if len(requests) > delayed and requests[-1].startswith(b"GET /view") and self.view_delay:
+                    delayed = len(requests)
+                    threading.Event().wait(self.view_delay)
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shut(client, upstream)
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+def _shut(*sockets: socket.socket) -> None:
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

@@ -106,6 +106,7 @@ def test_saving_disabled_downloads_nothing_and_names_the_server_files(
     assert sorted(p.name for p in out.iterdir()) == ["batch.html", "batch.manifest.jsonl"]  # and the gallery page
     (name,) = run.out.splitlines()
     assert name.startswith("output/bk_") and (comfy_server.output_dir / name.removeprefix("output/")).exists()
+    assert "1 file left on the server (saving is off)" in run.err and "saved" not in run.err
 
 
 def test_manifest_records_each_job(comfy_server: ComfyServer, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from comfyui_batch.batch import Batch, batch_rng, expand_jobs, load_batch
 from comfyui_batch.errors import BadInput, InvalidBatch
 from comfyui_batch.expand import Job, check_size, count_jobs, with_seeds
+from comfyui_batch.journal import Record, from_json
 from comfyui_batch.plan import resolve
 from comfyui_batch.resume import plan_resume
 from comfyui_batch.workflow import load_workflow
@@ -429,6 +430,11 @@ def test_a_batch_past_the_limit_is_refused_with_its_count_before_anything_is_mad
 # --------------------------------------------------------------------------- resume
 
 
+def typed(records: list[dict[str, Any]]) -> list[Record]:
+    """Manifest lines as the journal reads them."""
+    return [r for r in map(from_json, records) if r is not None]
+
+
 def test_resume_draws_the_same_texts_again_from_the_recorded_seeds(tmp_path: Path) -> None:
     batch = make(
         tmp_path,
@@ -442,18 +448,18 @@ def test_resume_draws_the_same_texts_again_from_the_recorded_seeds(tmp_path: Pat
     ]
     later = jobs_of(batch, seed=2)  # a new run draws other seeds...
     assert [j.values for j in later] != [j.values for j in first]
-    plan = plan_resume(later, records, file_exists=None, batch_file="b")
+    plan = plan_resume(later, typed(records), None, None, batch_file="b")
     assert not plan.notes
-    assert [job.values for job in plan.to_run] == [job.values for job in first]  # ...resume does not
-    assert [job.made_of for job in plan.to_run] == [job.made_of for job in first]
+    assert [job.values for job in plan.wanted] == [job.values for job in first]  # ...resume does not
+    assert [job.made_of for job in plan.wanted] == [job.made_of for job in first]
 
 
 def test_a_job_whose_template_changed_runs_again_with_new_texts(tmp_path: Path) -> None:
     old = jobs_of(make(tmp_path, [{"positive": "{a|b}", "seed": "random"}]))[0]
     new = jobs_of(make(tmp_path, [{"positive": "{c|d}", "seed": "random"}]))[0]
     records = [{"event": "run", "resume": False, "batch_file": "b"}, {"event": "ok", "job": 1, "values": old.values}]
-    plan = plan_resume([new], records, file_exists=None, batch_file="b")
-    assert "changed" in plan.notes[0] and plan.to_run[0].values["positive"] in ("c", "d")
+    plan = plan_resume([new], typed(records), None, None, batch_file="b")
+    assert "changed" in plan.notes[0] and plan.wanted[0].values["positive"] in ("c", "d")
 
 
 def test_without_a_recorded_choice_seed_the_texts_cannot_be_drawn_again(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from playwright.sync_api import Browser, Page
 from test_grids import job
 
 from comfyui_batch.batch import Job, expand_jobs, load_batch
+from comfyui_batch.journal import to_json
+from comfyui_batch.outputs import TEMP_FOLDER
 from comfyui_batch.present import presenter as presenting
 from comfyui_batch.present.files import write_atomically
 from comfyui_batch.present.gallery import Page as GalleryPage
@@ -105,7 +107,8 @@ def test_a_failed_rewrite_leaves_the_previous_page_whole(tmp_path: Path) -> None
     with pytest.raises(OSError):
         write_atomically(page, half)
     assert page.read_text() == "<html>previous</html>"
-    assert [p.name for p in tmp_path.iterdir()] == ["b.html"]
+    assert [p.name for p in tmp_path.iterdir() if p.name != TEMP_FOLDER] == ["b.html"]
+    assert not any((tmp_path / TEMP_FOLDER).iterdir())  # the half page is gone from our hidden folder
 
 
 def test_a_long_run_rewrites_its_page_a_bounded_number_of_times(
@@ -133,7 +136,7 @@ def test_a_resumed_run_shows_the_jobs_an_earlier_run_did_as_it_recorded_them(tmp
     manifest.parent.mkdir()
     earlier = JobResult(first, "ok", "p1", "http://gpu1:8188", ("/x/T-1.png",), None, 100.0, 101.0, 103.5)
     run = {"event": "run", "resume": False, "batch_file": str(batch.path.resolve())}
-    manifest.write_text("\n".join(json.dumps(r) for r in (run, earlier.record())) + "\n")
+    manifest.write_text("\n".join(json.dumps(r) for r in (run, to_json(earlier.record()))) + "\n")
     presenter = open_presenter(
         batch, None, PresentOptions(), [(first, ("/x/T-1.png",))], [second], manifest, lambda r: None, resumed=True
     )

@@ -8,15 +8,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from comfyui_batch.errors import UnsafePath
+from comfyui_batch.errors import Cancelled, CannotSave, UnsafePath
+from comfyui_batch.journal import FileRecord
 from comfyui_batch.outputs import (
+    TEMP_FOLDER,
     CorruptOutput,
-    Manifest,
     OutputFolder,
+    TempArea,
     check_prefix,
     check_relative_name,
     extension_of,
-    read_manifest,
+    holds,
 )
 
 NOON = datetime(2026, 11, 21, 12, 0, 5)
@@ -28,17 +30,26 @@ def png_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def folder(tmp_path: Path) -> OutputFolder:
-    out = OutputFolder(tmp_path / "out", "CFYUI-BP", clock=lambda: NOON)
+def folder(tmp_path: Path, prefix: str = "CFYUI-BP") -> OutputFolder:
+    out = OutputFolder(tmp_path / "out", prefix, clock=lambda: NOON)
     out.prepare()
     return out
+
+
+def outputs(out: OutputFolder) -> list[str]:
+    """The files in the output folder itself (our temporary folder left out)."""
+    return sorted(p.name for p in out.directory.iterdir() if p.name != TEMP_FOLDER)
+
+
+def nothing(path: Path, size: int, sha256: str) -> None:
+    pass
 
 
 def test_names_follow_the_original_pattern_with_the_real_extension(tmp_path: Path) -> None:
     out = folder(tmp_path)
     saved = [
-        out.save(lambda f: f.write(png_bytes()), "ComfyUI_00001_.png"),
-        out.save(lambda f: f.write(b"RIFF"), "clip.WAV"),
+        out.save(lambda f: f.write(png_bytes()), "ComfyUI_00001_.png", nothing),
+        out.save(lambda f: f.write(b"RIFF\0\0\0\0WAVE"), "clip.WAV", nothing),
     ]
     assert [s.path.name for s in saved] == [
         "CFYUI-BP-output_20261121-120005-0001.png",
@@ -50,14 +61,14 @@ def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
     out = folder(tmp_path)
     existing = out.directory / "CFYUI-BP-output_20261121-120005-0001.png"
     existing.write_bytes(b"precious")
-    saved = out.save(lambda f: f.write(png_bytes()), "x.png")
+    saved = out.save(lambda f: f.write(png_bytes()), "x.png", nothing)
     assert existing.read_bytes() == b"precious"
     assert saved.path.name == "CFYUI-BP-output_20261121-120005-0002.png"
 
 
 def test_bytes_are_kept_exactly(tmp_path: Path) -> None:
     data = png_bytes() + b""  # as sent, metadata chunks included
-    saved = folder(tmp_path).save(lambda f: f.write(data), "x.png")
+    saved = folder(tmp_path).save(lambda f: f.write(data), "x.png", nothing)
     assert saved.path.read_bytes() == data
 
 
@@ -69,20 +80,22 @@ def test_a_failed_write_leaves_no_file_behind(tmp_path: Path) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        out.save(half_then_fail, "x.png")
+        out.save(half_then_fail, "x.png", nothing)
+    assert outputs(out) == []
+    out.close()
     assert list(out.directory.iterdir()) == []
 
 
 def test_an_image_that_does_not_decode_is_refused(tmp_path: Path) -> None:
     out = folder(tmp_path)
     with pytest.raises(CorruptOutput):
-        out.save(lambda f: f.write(png_bytes()[:40]), "x.png")
-    assert list(out.directory.iterdir()) == []
+        out.save(lambda f: f.write(png_bytes()[:40]), "x.png", nothing)
+    assert outputs(out) == []
 
 
 def test_concurrent_saves_get_distinct_names(tmp_path: Path) -> None:
     out = folder(tmp_path)
-    threads = [threading.Thread(target=out.save, args=(lambda f: f.write(b"x"), "a.txt")) for _ in range(20)]
+    threads = [threading.Thread(target=out.save, args=(lambda f: f.write(b"x"), "a.txt", nothing)) for _ in range(20)]
     for t in threads:
         t.start()
     for t in threads:
@@ -90,12 +103,93 @@ def test_concurrent_saves_get_distinct_names(tmp_path: Path) -> None:
     assert len(list(out.directory.glob("*.txt"))) == 20
 
 
-def test_stale_temp_files_of_a_killed_run_are_removed(tmp_path: Path) -> None:
+def test_each_name_is_announced_before_it_appears_with_the_size_and_digest(tmp_path: Path) -> None:
+    out = folder(tmp_path)
+    seen: list[tuple[str, bool, int, str]] = []
+
+    def announce(path: Path, size: int, sha256: str) -> None:
+        seen.append((path.name, path.exists(), size, sha256))
+
+    saved = out.save(lambda f: f.write(png_bytes()), "x.png", announce)
+    assert seen == [(saved.path.name, False, saved.size, saved.sha256)]
+    assert holds(FileRecord(1, "p", "9/images/0", str(saved.path), saved.size, saved.sha256, "x.png"))
+
+
+def test_a_save_whose_announcement_fails_leaves_no_file(tmp_path: Path) -> None:
+    out = folder(tmp_path)
+
+    def disk_full(path: Path, size: int, sha256: str) -> None:
+        raise CannotSave("cannot write the manifest: No space left on device")
+
+    with pytest.raises(CannotSave):
+        out.save(lambda f: f.write(png_bytes()), "x.png", disk_full)
+    assert outputs(out) == []
+
+
+def test_a_stopped_save_leaves_no_file(tmp_path: Path) -> None:
+    out = folder(tmp_path)
+    stop = threading.Event()
+
+    def slow(sink: io.BufferedWriter) -> None:
+        sink.write(b"\x89PNG")
+        stop.set()
+        sink.write(b"more")
+
+    with pytest.raises(Cancelled):
+        out.save(slow, "x.png", nothing, stop)
+    assert outputs(out) == []
+
+
+def test_a_full_disk_while_writing_is_one_clear_error(tmp_path: Path) -> None:
+    out = folder(tmp_path)
+
+    def full(sink: io.BufferedWriter) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(CannotSave, match=r"cannot save x\.png in .*: No space left on device") as caught:
+        out.save(full, "x.png", nothing)
+    assert caught.value.__suppress_context__  # one line for the user, not a chain of tracebacks
+    assert outputs(out) == []
+
+
+def test_a_record_whose_file_never_appeared_or_was_replaced_does_not_hold(tmp_path: Path) -> None:
+    out = folder(tmp_path)
+    saved = out.save(lambda f: f.write(png_bytes()), "x.png", nothing)
+    record = FileRecord(1, "p", "9/images/0", str(saved.path), saved.size, saved.sha256, "x.png")
+    assert holds(record)
+    assert not holds(FileRecord(1, "p", "9/images/0", str(out.directory / "never.png"), 1, "0" * 64, "x.png"))
+    saved.path.write_bytes(b"someone else's")
+    assert not holds(record)
+
+
+def test_outputs_whose_prefix_looks_like_ours_are_never_removed(tmp_path: Path) -> None:
+    out = folder(tmp_path, prefix=".comfyui-batch-")
+    saved = out.save(lambda f: f.write(png_bytes()), "x.png", nothing)
+    out.close()
+    again = folder(tmp_path, prefix=".comfyui-batch-")
+    again.close()
+    assert saved.path.exists() and outputs(again) == [saved.path.name]
+
+
+def test_only_dead_runs_temporary_folders_are_swept(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
-    stale = tmp_path / "out" / ".comfyui-batch-1234.part"
-    stale.write_bytes(b"half")
-    folder(tmp_path)
-    assert not stale.exists()
+    root = tmp_path / "out" / TEMP_FOLDER
+    live = TempArea(root)
+    (live.path / ("a" * 32 + ".part")).write_bytes(b"downloading")
+    dead = root / ("d" * 32)
+    dead.mkdir()
+    (dead / "lock").write_bytes(b"")
+    (dead / ("b" * 32 + ".part")).write_bytes(b"half")
+    foreign = root / "notes.txt"
+    foreign.write_text("not ours")
+
+    TempArea(root).close()
+
+    assert not dead.exists()
+    assert (live.path / ("a" * 32 + ".part")).exists()  # another run, still saving
+    assert foreign.exists()
+    live.close()
+    assert not live.path.exists()
 
 
 @pytest.mark.parametrize(
@@ -124,14 +218,3 @@ def test_prefix_must_be_a_plain_name(prefix: str) -> None:
 )
 def test_extension_comes_from_the_server_name_but_only_if_plain(name: str, ext: str) -> None:
     assert extension_of(name) == ext
-
-
-def test_manifest_is_append_only_and_survives_a_torn_last_line(tmp_path: Path) -> None:
-    path = tmp_path / "m.jsonl"
-    manifest = Manifest(path)
-    manifest.append({"event": "queued", "job": 1})
-    manifest.close()
-    Manifest(path).append({"event": "ok", "job": 1})
-    with open(path, "a") as f:
-        f.write('{"event": "ok", "jo')  # killed mid-write
-    assert [r["event"] for r in read_manifest(path)] == ["queued", "ok"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from batchkit import Run, get_json, image_workflow, manifest_records, run_cli, wait_for, write_batch
 from comfy_server import ComfyServer, free_port
-from tcp_proxy import DroppingProxy
+from tcp_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -157,7 +157,7 @@ def test_resume_collects_a_job_that_finished_while_we_were_away(comfy_server: Co
 
 
 def test_a_dropped_websocket_misses_no_completion(comfy_server: ComfyServer, tmp_path: Path) -> None:
-    proxy = DroppingProxy(comfy_server.port)
+    proxy = FaultProxy(comfy_server.port)
     out = tmp_path / "out"
     try:
         batch = Background(str(slow_batch(tmp_path, 4, steps=10, step_ms=100)), "--server", proxy.url)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from ..outputs import IMAGE_EXTENSIONS, TEMP_PREFIX
+from ..outputs import IMAGE_EXTENSIONS, scratch_path
 
 VIDEO_EXTENSIONS = frozenset({"mp4", "webm", "mov", "m4v", "mkv", "ogv"})
 AUDIO_EXTENSIONS = frozenset({"wav", "mp3", "flac", "ogg", "oga", "m4a", "opus", "aac"})
@@ -18,8 +17,9 @@ AUDIO_EXTENSIONS = frozenset({"wav", "mp3", "flac", "ogg", "oga", "m4a", "opus",
 def write_atomically(target: Path, write: Callable[[Path], object]) -> None:
     """`write(temp)` fills a temporary file beside `target`, which then takes its place in one
     step: a browser reloading the page, or a viewer opening the grid, never sees half of it.
-    A temporary file left by a killed run is removed by the next one (OutputFolder.prepare)."""
-    temp = target.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}.part"
+    The temporary file is in our hidden folder, where no output can ever be (a killed run's is
+    removed by a later one)."""
+    temp = scratch_path(target.parent)
     try:
         write(temp)
         os.replace(temp, target)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..journal import Status
 from ..results import CANCELLED, FAILED, OK, JobResult
 from .files import file_name, kind_of
 from .records import QUEUED, WAITING, is_final
@@ -133,7 +134,7 @@ def summary_line(jobs: Iterable[JobResult], header: PageHeader) -> str:
     return f"{' · '.join(parts) or 'no jobs'} — {state}, updated{when}"
 
 
-def _status_word(status: str, running: bool) -> str:
+def _status_word(status: Status, running: bool) -> str:
     return "not run" if status == WAITING and not running else STATUS_WORDS[status]
 
 

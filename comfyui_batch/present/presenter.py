@@ -13,17 +13,17 @@ the end.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
 from ..batch import Batch, Job, is_seed
-from ..outputs import read_manifest
+from ..errors import CannotSave
+from ..journal import Record, read_journal
 from ..progress import Reporter
 from ..results import OK, JobResult
 from .draw import TooLarge, save_png
@@ -89,7 +89,7 @@ class Presenter:
         scene: Scene,
         options: PresentOptions,
         jobs: Iterable[JobResult],
-        append: Callable[[Mapping[str, Any]], None],
+        append: Callable[[Record], None],
         ours: Collection[str] = (),
         clock: Callable[[], datetime] = datetime.now,
     ) -> None:
@@ -135,10 +135,10 @@ class Presenter:
         self._thread = threading.Thread(target=self._loop, name="gallery", daemon=True)
         self._thread.start()
 
-    def record(self, raw: Mapping[str, Any]) -> None:
-        """Appends `raw` to the manifest, and tells the writer when it is news about a job."""
-        self._append(raw)
-        result = job_record(raw) if self.active else None
+    def record(self, record: Record) -> None:
+        """Appends `record` to the journal, and tells the writer when it is news about a job."""
+        self._append(record)
+        result = job_record(record) if self.active else None
         if result is None:
             return
         with self._wake:
@@ -249,7 +249,7 @@ class Presenter:
         try:
             work()
             return True
-        except (OSError, TooLarge, Image.DecompressionBombError) as e:
+        except (OSError, CannotSave, TooLarge, Image.DecompressionBombError) as e:
             problem = f"{what}: {getattr(e, 'strerror', None) or e}"
             if problem not in self._problems:
                 self._problems.append(problem)
@@ -274,7 +274,7 @@ def open_presenter(
     done: Sequence[tuple[Job, Sequence[str]]],
     to_run: Sequence[Job],
     manifest: Path,
-    append: Callable[[Mapping[str, Any]], None],
+    append: Callable[[Record], None],
     resumed: bool = False,
 ) -> Presenter:
     """The presenter of a run: `done` are the jobs an earlier run finished (with their files),
@@ -300,7 +300,7 @@ def open_presenter(
 
 def _history(manifest: Path, batch_file: str) -> History:
     try:
-        return read_history(read_manifest(manifest), batch_file)
+        return read_history(read_journal(manifest), batch_file)
     except OSError:
         return History({}, frozenset())
 

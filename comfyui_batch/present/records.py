@@ -1,9 +1,8 @@
-"""Manifest records as the presentation reads them: each job's latest state as a `JobResult`
+"""Journal records as the presentation reads them: each job's latest state as a `JobResult`
 (the type its records are written from), and what else this batch's current history holds.
 
-`job_record` is the only place here that knows the keys written on disk: switching to the run
-journal's typed reader means changing it alone. Besides the results' own statuses, a job the
-presentation shows may be QUEUED (its last record) or WAITING (none yet in this run).
+The records come typed from the run journal (journal.py). Besides the results' own statuses, a
+job the presentation shows may be QUEUED (its last record) or WAITING (none yet in this run).
 """
 
 from __future__ import annotations
@@ -14,32 +13,20 @@ from pathlib import PurePath
 from typing import Any
 
 from ..batch import Job
-from ..outputs import current_history
+from ..journal import JobRecord, MadeRecord, Record, Status, current_history
 from ..results import CANCELLED, FAILED, OK, JobResult
 
-WAITING = "waiting"
-QUEUED = "queued"
+WAITING = Status.WAITING
+QUEUED = Status.QUEUED
 FINAL = frozenset({OK, FAILED, CANCELLED})
-MADE = "made"  # the event of a record listing a file we made (gallery, grid, contact sheet)
 
 
-def job_record(raw: Mapping[str, Any]) -> JobResult | None:
-    """A manifest line about a job, typed; None for the other lines (runs, files we made)."""
-    index, event = raw.get("job"), raw.get("event")
-    if not isinstance(index, int) or event not in (QUEUED, *FINAL):
+def job_record(record: Record) -> JobResult | None:
+    """A journal record about a job's state, as a result; None for the other records (runs,
+    files saved or made, prompts still being posted)."""
+    if not isinstance(record, JobRecord) or record.status not in (QUEUED, *FINAL):
         return None
-    job = Job(index, dict(raw.get("values") or {}), made_of=dict(raw.get("made_of") or {}))
-    return JobResult(
-        job,
-        str(event),
-        prompt_id=raw.get("prompt_id"),
-        server=raw.get("server"),
-        files=tuple(str(f) for f in raw.get("files") or ()),
-        error=raw.get("error"),
-        queued_at=_number(raw.get("queued_at")),
-        started_at=_number(raw.get("started_at")),
-        finished_at=_number(raw.get("finished_at")),
-    )
+    return JobResult.from_record(record, Job(record.job, dict(record.values), made_of=dict(record.made_of)))
 
 
 def waiting(job: Job) -> JobResult:
@@ -59,22 +46,18 @@ class History:
     made: frozenset[str]  # the names of the files we made for it: ours to replace
 
 
-def read_history(records: Iterable[dict[str, Any]], batch_file: str) -> History:
+def read_history(records: Iterable[Record], batch_file: str) -> History:
     """`batch_file` (resolved) picks this batch's records in a manifest another batch may share."""
     jobs: dict[int, JobResult] = {}
     made: set[str] = set()
-    for raw in current_history(records, batch_file):
-        if raw.get("event") == MADE and isinstance(raw.get("file"), str):
-            made.add(PurePath(raw["file"]).name)
-        elif result := job_record(raw):
+    for record in current_history(records, batch_file):
+        if isinstance(record, MadeRecord):
+            made.add(PurePath(record.file).name)
+        elif result := job_record(record):
             jobs[result.job.index] = result
     return History(jobs, frozenset(made))
 
 
-def made_record(kind: str, file: str, **details: Any) -> dict[str, Any]:
-    """The manifest line listing a file we made, so that it is never taken for an output."""
-    return {"event": MADE, "kind": kind, "file": file, **details}
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def made_record(kind: str, file: str, **details: Any) -> MadeRecord:
+    """The record listing a file we made, so that it is never taken for an output."""
+    return MadeRecord(kind, file, details)
