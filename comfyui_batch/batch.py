@@ -10,18 +10,24 @@ did not check (types, unknown keys, missing files) is checked before anything ru
 from __future__ import annotations
 
 import difflib
+import os
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 from . import dynprompts
 from .batchfiles import Found, Line, find, local_path, looked_in, read_lines
-from .errors import BadInput
+from .errors import BadInput, UnsafePath
 from .expand import DYNAMIC_MODES, RANDOM, SEED_LIMIT, Axis, Entry, Expansion, Job, expand
+from .journal import manifest_path
 from .jsonfile import json_path, read_json, type_name
+from .outputs import check_prefix, output_name
+from .quoting import shortened, shown, shown_names, shown_path
+from .userfiles import MAX_NAME_BYTES, path_problem
 from .workflow import SEED_FIELDS, ItemSpec, Selector, Target, WidgetRef, parse_target
 
 __all__ = ["RANDOM", "SEED_LIMIT", "Batch", "Job", "SaveSettings", "expand_jobs", "load_batch"]
@@ -74,6 +80,8 @@ def load_batch(path: Path, cwd: Path | None = None) -> Batch:
     """The batch in `path`, with its word lists and wildcard files read. BadInput (file, JSON
     path, what was expected) for anything wrong."""
     data = read_json(path, "batch file")
+    if len(os.fsencode(manifest_path(Path(), path).name)) > MAX_NAME_BYTES:
+        raise BadInput(path, "", "the batch file's name is too long to name its manifest after it; shorten it")
     cwd = cwd or Path.cwd()
     bases = [cwd, path.parent]  # the original looked from the current folder; beside the batch works too
     warnings: list[str] = []
@@ -82,7 +90,7 @@ def load_batch(path: Path, cwd: Path | None = None) -> Batch:
     params = _object(path, _require(path, root, "parameters", ""), "parameters")
     _no_unknown_keys(path, params, PARAMETER_KEYS, "parameters")
 
-    workflow_file = _string(path, _require(path, params, "workflow_file", "parameters"), "parameters.workflow_file")
+    workflow_file = _path_text(path, _require(path, params, "workflow_file", "parameters"), "parameters.workflow_file")
     items_raw = _object(path, _require(path, params, "workflow_items", "parameters"), "parameters.workflow_items")
     items = {
         name: parse_item(path, spec, json_path("parameters", "workflow_items", name))
@@ -90,7 +98,7 @@ def load_batch(path: Path, cwd: Path | None = None) -> Batch:
     }
     dynamic = _dynamic_mode(path, params.get("dynamic_prompts", "random"))
 
-    generic = _object(path, params.get("generic_prompts") or {}, GENERIC)
+    generic = _object(path, {} if params.get("generic_prompts") is None else params["generic_prompts"], GENERIC)
     prompts_raw = _require(path, root, "prompts", "")
     if not isinstance(prompts_raw, list):
         raise BadInput(path, "prompts", f"expected a list of objects, got {type_name(prompts_raw)}")
@@ -107,7 +115,7 @@ def load_batch(path: Path, cwd: Path | None = None) -> Batch:
         raise BadInput(
             path,
             "parameters.workflow_file",
-            f"workflow file {workflow_file!r} not found ({looked_in(workflow_file, bases)})",
+            f"workflow file {shown(workflow_file)} not found ({looked_in(workflow_file, bases)})",
         )
     return Batch(
         path=path,
@@ -162,7 +170,7 @@ def parse_item(path: Path, spec: Any, where: str) -> ItemSpec:
             path,
             where,
             f'expected "node_id,inputs,field" or an object such as {{"title": "Positive Prompt", "input": "text"}}, '
-            f"got {type_name(spec)} {spec!r}",
+            f"got {type_name(spec)} {shown(spec)}",
         )
     if spec.count(",") == 3:
         return _parse_widget_item(path, spec, where)
@@ -181,7 +189,7 @@ def _parse_widget_item(path: Path, spec: str, where: str) -> WidgetRef:
             path,
             where,
             f'expected "nodes,node_id,widgets_values,index" (for example "nodes,6,widgets_values,0") '
-            f'or "node_id,inputs,field", got {spec!r}',
+            f'or "node_id,inputs,field", got {shown(spec)}',
         )
     return WidgetRef(node_id, int(parts[3]))
 
@@ -191,8 +199,8 @@ def _parse_selector(path: Path, spec: Mapping[str, Any], where: str) -> ItemSpec
         if key not in SELECTOR_KEYS:
             raise BadInput(
                 path,
-                f"{where}.{key}",
-                f"unknown key {key!r}{_did_you_mean(key, SELECTOR_KEYS)} (an item object takes: {', '.join(SELECTOR_KEYS)})",
+                json_path(where, key),
+                f"unknown key {shown(key)}{_did_you_mean(key, SELECTOR_KEYS)} (an item object takes: {', '.join(SELECTOR_KEYS)})",
             )
     if not any(key in spec for key in SELECTOR_NODE_KEYS):
         raise BadInput(
@@ -242,8 +250,8 @@ def _layer(path: Path, raw: Mapping[str, Any], where: str, items: Mapping[str, I
             raise BadInput(
                 path,
                 json_path(where, name),
-                f"{name!r} is not a key of parameters.workflow_items{_did_you_mean(name, [*items, *keywords])} "
-                f"(known: {', '.join(items) or 'none'}; and {', '.join(keywords)})",
+                f"{shown(name)} is not a key of parameters.workflow_items{_did_you_mean(name, [*items, *keywords])} "
+                f"(known: {shown_names(items)}; and {', '.join(keywords)})",
             )
     values = {name: value for name, value in raw.items() if name in items}
     sweep = (
@@ -271,10 +279,10 @@ def _axes(path: Path, raw: Any, where: str, items: Mapping[str, ItemSpec]) -> di
             raise BadInput(
                 path,
                 place,
-                f"{name!r} is not a key of parameters.workflow_items{_did_you_mean(name, items)} (known: {', '.join(items) or 'none'})",
+                f"{shown(name)} is not a key of parameters.workflow_items{_did_you_mean(name, items)} (known: {shown_names(items)})",
             )
         if not isinstance(values, list) or not values:
-            raise BadInput(path, place, f"expected a non-empty list of values, got {type_name(values)} {values!r}")
+            raise BadInput(path, place, f"expected a non-empty list of values, got {type_name(values)} {shown(values)}")
         axes[name] = Axis(name, tuple(values), place)
     return axes
 
@@ -285,19 +293,21 @@ def _no_overlap(
     for name in sweep:
         if name in values:
             raise BadInput(
-                path, json_path(where, "sweep", name), f"{name!r} has a value in {where} too; keep one of them"
+                path, json_path(where, "sweep", name), f"{shown(name)} has a value in {where} too; keep one of them"
             )
     for name in zipped:
         if name in values or name in sweep:
             other = "a value" if name in values else "a sweep"
             raise BadInput(
-                path, json_path(where, "zip", name), f"{name!r} has {other} in {where} too; keep one of them"
+                path, json_path(where, "zip", name), f"{shown(name)} has {other} in {where} too; keep one of them"
             )
 
 
 def _repeat(path: Path, value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadInput(path, where, f"expected a whole number of times, 1 or more, got {type_name(value)} {value!r}")
+        raise BadInput(
+            path, where, f"expected a whole number of times, 1 or more, got {type_name(value)} {shown(value)}"
+        )
     return value
 
 
@@ -339,10 +349,10 @@ def _variables(path: Path, raw: Any, bases: Sequence[Path], warnings: list[str])
                 where,
                 "a variable's name is letters, digits and _, not starting with a digit (it is written $name)",
             )
-        text = _string(path, file_text, where)
+        text = _path_text(path, file_text, where)
         found = _found(find(text, bases), warnings)
         if found is None:
-            raise BadInput(path, where, f"word list {text!r} not found ({looked_in(text, bases)})")
+            raise BadInput(path, where, f"word list {shown(text)} not found ({looked_in(text, bases)})")
         lines = read_lines(found, "word list")
         if not lines:
             raise BadInput(found, "", f"the word list of ${name} ({where}) has no words: each non-empty line is one")
@@ -401,14 +411,14 @@ def _wildcards_folder(
             raise BadInput(
                 file,
                 where,
-                f"__{name}__ is read from {path.parent / DEFAULT_WILDCARDS_DIR / (name + '.txt')}, but there is no "
+                f"__{shortened(name)}__ is read from {shown_path(path.parent / DEFAULT_WILDCARDS_DIR / (name + '.txt'))}, but there is no "
                 f"{DEFAULT_WILDCARDS_DIR} folder beside the batch file; create it, or set parameters.wildcards_dir",
             )
         return folder
-    text = _string(path, params["wildcards_dir"], "parameters.wildcards_dir")
+    text = _path_text(path, params["wildcards_dir"], "parameters.wildcards_dir")
     folder = _found(find(text, bases, folder=True), warnings)
     if folder is None:
-        raise BadInput(path, "parameters.wildcards_dir", f"folder {text!r} not found ({looked_in(text, bases)})")
+        raise BadInput(path, "parameters.wildcards_dir", f"folder {shown(text)} not found ({looked_in(text, bases)})")
     return folder
 
 
@@ -418,7 +428,9 @@ def _wildcard_file(
     file, where = wanted[name]
     found = _found(find(f"{name}.txt", [folder]), warnings)
     if found is None:
-        raise BadInput(file, where, f"__{name}__: there is no wildcard file {folder / (name + '.txt')}")
+        raise BadInput(
+            file, where, f"__{shortened(name)}__: there is no wildcard file {shown_path(folder / (name + '.txt'))}"
+        )
     lines = read_lines(found, "wildcard file", comments=True)
     if not lines:
         raise BadInput(found, "", f"the wildcard file of __{name}__ has no lines to choose from")
@@ -443,7 +455,7 @@ def _dynamic_mode(path: Path, value: Any) -> str:
         raise BadInput(
             path,
             "parameters.dynamic_prompts",
-            f"expected one of {', '.join(map(repr, DYNAMIC_MODES))}, got {type_name(value)} {value!r}"
+            f"expected one of {', '.join(map(repr, DYNAMIC_MODES))}, got {type_name(value)} {shown(value)}"
             + (_did_you_mean(value, DYNAMIC_MODES) if isinstance(value, str) else ""),
         )
     return str(value)
@@ -452,7 +464,7 @@ def _dynamic_mode(path: Path, value: Any) -> str:
 def _random_seed(path: Path, value: Any) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise BadInput(
-            path, "parameters.random_seed", f"expected a whole number, 0 or more, got {type_name(value)} {value!r}"
+            path, "parameters.random_seed", f"expected a whole number, 0 or more, got {type_name(value)} {shown(value)}"
         )
     return value
 
@@ -462,10 +474,31 @@ def _save_settings(path: Path, raw: Mapping[str, Any]) -> SaveSettings:
     _no_unknown_keys(path, raw, SAVE_KEYS, where)
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
-        raise BadInput(path, f"{where}.enabled", f"expected true or false, got {type_name(enabled)} {enabled!r}")
-    directory = _string(path, raw.get("output_directory", "./images/"), f"{where}.output_directory")
+        raise BadInput(path, f"{where}.enabled", f"expected true or false, got {type_name(enabled)} {shown(enabled)}")
+    directory = _path_text(path, raw.get("output_directory", "./images/"), f"{where}.output_directory")
     prefix = _string(path, raw.get("filename_prefix", "ComfyUI"), f"{where}.filename_prefix")
+    problem = prefix_problem(prefix)
+    if problem:
+        raise BadInput(path, f"{where}.filename_prefix", problem)
     return SaveSettings(enabled, local_path(directory), prefix)
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why outputs cannot be named after `prefix`; None when they can. Checked when the batch is
+    loaded, so that a prefix too long for the file system fails no job after it ran."""
+    longest = output_name(prefix, datetime(2000, 1, 1), 99_999, "x" * 12)  # a 5-digit counter, a 12-letter extension
+    excess = len(os.fsencode(longest)) - MAX_NAME_BYTES
+    if excess > 0:
+        return (
+            f"outputs are named {{prefix}}-output_{{date-time}}-{{number}}.{{ext}}, and with this prefix of "
+            f"{len(os.fsencode(prefix)):,} bytes their names would be too long for the file system "
+            f"(at most {MAX_NAME_BYTES} bytes): shorten it by {excess} byte{'s' if excess > 1 else ''}"
+        )
+    try:
+        check_prefix(prefix)
+    except UnsafePath as e:
+        return str(e)
+    return None
 
 
 def _found(found: Found | None, warnings: list[str]) -> Path | None:
@@ -481,8 +514,8 @@ def _no_unknown_keys(path: Path, obj: Mapping[str, Any], known: Sequence[str], w
         if key not in known:
             raise BadInput(
                 path,
-                json_path(where, key) if where else key,
-                f"unknown key {key!r}{_did_you_mean(key, known)} (known here: {', '.join(known)})",
+                json_path(where, key),
+                f"unknown key {shown(key)}{_did_you_mean(key, known)} (known here: {', '.join(known)})",
             )
 
 
@@ -503,7 +536,16 @@ def _object(path: Path, value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def _path_text(path: Path, value: Any, where: str) -> str:
+    """A file or folder name as written: non-empty text the system can take as a path."""
+    text = _string(path, value, where)
+    problem = path_problem(text)
+    if problem:
+        raise BadInput(path, where, problem)
+    return text
+
+
 def _string(path: Path, value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise BadInput(path, where, f"expected non-empty text, got {type_name(value)} {value!r}")
+        raise BadInput(path, where, f"expected non-empty text, got {type_name(value)} {shown(value)}")
     return value

@@ -4,16 +4,21 @@ reading word lists. Read at load time, so that expanding the batch needs no I/O.
 Batch files are often written on Windows: a backslash is taken as a folder separator, and a
 name that differs only in case from a file on disk (Windows does not mind) is used, with a
 warning, when exactly one file matches it that way.
+
+A name the system cannot take (see `userfiles.path_problem`) is found nowhere: callers check
+it first to say why. Files are read by `userfiles.read_text`, bounded and never blocking.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadInput
+from .quoting import shown, shown_path
+from .userfiles import path_problem, read_text
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,10 @@ def local_path(text: str) -> Path:
     """A path as written in a batch file, with Windows separators read as folders here."""
     if os.sep == "/":
         text = text.replace("\\", "/")
-    return Path(text).expanduser()
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~user of no user: path_problem says so; as written, it is found nowhere
+        return Path(text)
 
 
 def candidates(text: str, bases: Sequence[Path]) -> list[Path]:
@@ -44,20 +52,22 @@ def candidates(text: str, bases: Sequence[Path]) -> list[Path]:
 def find(text: str, bases: Sequence[Path], *, folder: bool = False) -> Found | None:
     """The file (or folder) `text` names, looked for under each of `bases` in turn; None when
     there is none, even ignoring case."""
-    wanted = Path.is_dir if folder else Path.is_file
+    if path_problem(text):
+        return None
+    wanted = "folder" if folder else "file"
     places = candidates(text, bases)
     for place in places:
-        if wanted(place):
+        if _kind(place) == wanted:
             return Found(place)
     given = local_path(text)
     roots = [Path(given.anchor)] if given.is_absolute() else list(bases)
     relative = given.relative_to(given.anchor).parts if given.is_absolute() else given.parts
     for root in roots:
         matched = _ignoring_case(root, relative)
-        if matched is not None and wanted(matched):
+        if matched is not None and _kind(matched) == wanted:
             return Found(
                 matched,
-                f"{text!r} is not on disk, but {matched} is: using it (the names differ only in case, "
+                f"{shown(text)} is not on disk, but {shown_path(matched)} is: using it (the names differ only in case, "
                 "which Windows ignores and this system does not)",
             )
     return None
@@ -65,28 +75,33 @@ def find(text: str, bases: Sequence[Path], *, folder: bool = False) -> Found | N
 
 def looked_in(text: str, bases: Sequence[Path]) -> str:
     """ "looked for a and b", for messages."""
-    return "looked for " + " and ".join(str(place) for place in candidates(text, bases))
+    return "looked for " + " and ".join(shown_path(place) for place in candidates(text, bases))
 
 
 def read_lines(path: Path, what: str, *, comments: bool = False) -> list[Line]:
     """The non-empty lines of a text file, stripped; with `comments`, lines starting with # are
     left out too (wildcard files, as the dynamicprompts library reads them)."""
-    try:
-        # utf-8-sig: editors on Windows often start text files with a byte-order mark.
-        content = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise BadInput(path, f"byte {e.start}", f"{what} is not UTF-8 text") from None
-    except OSError as e:
-        raise BadInput(path, "", f"cannot read {what}: {e.strerror or e}") from None
+    content = read_text(path, what)
     lines = [Line(number, raw.strip()) for number, raw in enumerate(content.splitlines(), start=1)]
     return [line for line in lines if line.text and not (comments and line.text.startswith("#"))]
+
+
+def _kind(path: Path) -> str | None:
+    """ "folder", "file" (a FIFO or a device too, so that reading it says what it is rather than
+    "not found"), or None: nothing there, or nothing that can be looked at (a name too long for
+    this file system, links in a loop)."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return None
+    return "folder" if stat.S_ISDIR(mode) else "file"
 
 
 def _ignoring_case(root: Path, parts: Sequence[str]) -> Path | None:
     current = root
     for part in parts:
         exact = current / part
-        if part in (".", "..") or exact.exists():
+        if part in (".", "..") or _kind(exact) is not None:
             current = exact
             continue
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
 import shlex
 import shutil
@@ -17,11 +18,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Final, NoReturn, TextIO
 
 from . import __version__
 from .batch import DEFAULT_BATCH_FILE
-from .comfy.address import DEFAULT_SERVER, ServerAddress
+from .comfy.address import DEFAULT_SERVER, ServerAddress, tls_context
 from .comfy.launcher import (
     DEFAULT_READY_TIMEOUT,
     LaunchOptions,
@@ -47,12 +48,17 @@ from .expand import DEFAULT_MAX_JOBS
 from .policy import MAX_LOSSES, STALL_SECONDS
 from .present import PresentOptions
 from .progress import Console
+from .quoting import shown, shown_path
 from .scheduler import STOP_GRACE_SECONDS, SchedulerOptions, StopRequest
+from .userfiles import path_problem, read_bytes, writable_problem
 
 if TYPE_CHECKING:
     from .runner import RunOptions
 
 TOKEN_VARIABLE = "COMFYUI_TOKEN"
+# Bounds on option values: past them a value is a typo, and a larger wait would overflow a timer.
+MAX_COUNT: Final = 1_000_000  # --in-flight, --max-jobs
+MAX_NUMBER: Final = 30 * 24 * 3600.0  # seconds (30 days: --timeout, --retry-for, ...), megabytes
 INSTALLED_NAME = "comfyui-batch"
 # Options whose value may itself start with "--" (server arguments): always taken as the value.
 VERBATIM_VALUE_OPTIONS = ("--comfyui-args",)
@@ -290,16 +296,27 @@ def run_options(args: argparse.Namespace, rerun: str) -> tuple[RunOptions, bool]
         raise BadInput(
             None, "--export-workflows", "goes with --dry-run (it writes the workflows instead of running them)"
         )
+    # Found now, not once the whole batch has run.
+    problem = writable_problem(args.report) if args.report is not None and not args.dry_run else None
+    if problem:
+        raise BadInput(None, "--report", f"cannot write {shown_path(args.report)}: {problem}")
     return options, args.quiet
 
 
 def server_addresses(args: argparse.Namespace) -> list[ServerAddress]:
     servers = args.server or os.environ.get("COMFYUI_URL", DEFAULT_SERVER).split(",")
     token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
+    if token and args.token_in == "header" and not (token.isascii() and token.isprintable()):
+        # An HTTP header carries printable ASCII only; the token itself is never shown.
+        given = "--token" if args.token is not None else f"${TOKEN_VARIABLE}"
+        raise BadInput(None, given, "a token sent in a header is printable ASCII; check it, or use --token-in query")
     try:
-        return [ServerAddress.parse(s, token, args.token_in == "query") for s in servers if s.strip()]
+        addresses = [ServerAddress.parse(s, token, args.token_in == "query") for s in servers if s.strip()]
     except ValueError as e:
         raise BadInput(None, "--server", str(e)) from None
+    if not addresses:
+        raise BadInput(None, "--server", "no server address given (expected http://host:port or host:port)")
+    return addresses
 
 
 def client_options(args: argparse.Namespace) -> ClientOptions:
@@ -308,8 +325,14 @@ def client_options(args: argparse.Namespace) -> ClientOptions:
         download_seconds=args.download_timeout,
         max_download_bytes=int(args.max_download_mb * 1024 * 1024),
     )
-    if args.ca_cert is not None and not args.ca_cert.is_file():
-        raise BadInput(None, "--ca-cert", f"no such file: {args.ca_cert}")
+    if args.ca_cert is not None:
+        import ssl  # only with --ca-cert: ssl (and httpx, in tls_context) is no cost to --help
+
+        read_bytes(args.ca_cert, "--ca-cert file")  # a regular file, read with a bound
+        try:
+            tls_context(args.ca_cert)
+        except ssl.SSLError as e:
+            raise BadInput(args.ca_cert, "--ca-cert", f"not a certificate in PEM format ({e.reason or e})") from None
     return ClientOptions(limits, args.ca_cert)
 
 
@@ -334,6 +357,9 @@ def launch_options(args: argparse.Namespace, addresses: Sequence[ServerAddress])
     except ValueError as e:
         raise BadInput(None, "--comfyui-args", f"cannot split {' '.join(args.comfyui_args)!r}: {e}") from None
     check_server_args(extra)
+    problem = path_problem(folder)
+    if problem:
+        raise BadInput(None, "--comfyui" if args.comfyui else "$COMFYUI_PATH", problem)
     return LaunchOptions(
         install=find_install(Path(folder).expanduser(), args.comfyui_python),
         servers=local_servers(addresses, args.gpus or ()),
@@ -548,9 +574,12 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+    try:
+        value = int(text) if len(text) <= 20 else 0
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_COUNT:,}, got {shown(text)}")
     return value
 
 
@@ -562,9 +591,12 @@ def _gpus(text: str) -> tuple[str, ...]:
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_NUMBER):  # nan and inf bound no wait
+        raise argparse.ArgumentTypeError(f"expected a number above 0, at most {MAX_NUMBER:,.0f}, got {shown(text)}")
     return value
 
 

@@ -74,7 +74,11 @@ def export_workflows(plans: Iterable[PlannedJob], directory: Path) -> list[Path]
         directory.mkdir(parents=True, exist_ok=True)
         for plan in plans:
             path = directory / f"job-{plan.job.index:04d}.json"
-            path.write_text(json.dumps(plan.graph(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            # allow_nan=False: never NaN or Infinity, which are not JSON (the batch is checked for them
+            # when it is loaded; this keeps a file that no server reads from ever being written).
+            path.write_text(
+                json.dumps(plan.graph(), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+            )
             written.append(path)
     except OSError as e:
         raise BadInput(None, "--export-workflows", f"cannot write into {directory}: {e.strerror or e}") from None

@@ -15,8 +15,9 @@ Supported (as the dynamicprompts library writes it):
                               its lines may use the syntax too (nesting)
     \\{ \\} \\| \\$ \\_         the character itself
 
-Braces nest. `|`, `::` and `$$` mean something only inside braces; `}` without its `{` and a `{`
-never closed are errors. Not supported: `${var=…}` variables, globbing (`__colours*__`), YAML and
+Braces nest, up to MAX_NESTING deep. `|`, `::` and `$$` mean something only inside braces; `}`
+without its `{` and a `{` never closed are errors, and so are counts and weights of more than
+MAX_NUMBER_DIGITS digits. Not supported: `${var=…}` variables, globbing (`__colours*__`), YAML and
 JSON wildcard files, conditionals, parameterized templates.
 """
 
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 ESCAPABLE: Final = frozenset("{}|$_")
+MAX_NESTING: Final = 32  # braces within braces; the parser and the draws recurse once per level
+MAX_NUMBER_DIGITS: Final = 9  # in a count ({2$$…}) or a weight ({2::…})
 DEFAULT_SEPARATOR: Final = ", "
 # A wildcard's name: letters, digits, _ - . and / for subfolders; it starts with a letter or digit
 # so that `^__^` and similar text stays text.
@@ -207,6 +210,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0  # braces open around the current position
 
     def sequence(self, inside: bool) -> tuple[Part, ...]:
         """Parts up to the end, or (inside braces) up to the `|` or `}` that ends an option."""
@@ -247,6 +251,15 @@ class _Parser:
 
     def variant(self) -> Variant:
         text, start = self.text, self.pos
+        if self.depth >= MAX_NESTING:
+            raise PromptSyntaxError(text, start, f"braces are nested more than {MAX_NESTING} deep")
+        self.depth += 1
+        try:
+            return self._variant(text, start)
+        finally:
+            self.depth -= 1
+
+    def _variant(self, text: str, start: int) -> Variant:
         self.pos += 1
         low, separator = 1, DEFAULT_SEPARATOR
         high: int | None = 1
@@ -262,6 +275,7 @@ class _Parser:
         while True:
             weight = WEIGHT.match(text, self.pos)
             if weight:
+                _check_digits(text, self.pos, weight.group(1), "a weight")
                 self.pos = weight.end()
             options.append(Option(float(weight.group(1)) if weight else 1.0, self.sequence(inside=True)))
             if self.pos >= len(text):
@@ -273,8 +287,15 @@ class _Parser:
                 )
 
 
+def _check_digits(text: str, position: int, number: str | None, what: str) -> None:
+    if number and len(number) > MAX_NUMBER_DIGITS:
+        raise PromptSyntaxError(text, position, f"{what} of more than {MAX_NUMBER_DIGITS} digits")
+
+
 def _bounds(text: str, start: int, bound: re.Match[str]) -> tuple[int, int | None]:
     first, dash, second = bound.group(1), bound.group(2), bound.group(3)
+    for number in (first, second):
+        _check_digits(text, start, number, "a count")
     if not dash:
         return int(first), int(first)
     low = int(first) if first else 1

@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from .quoting import shown_path
+
 
 class BatchError(Exception):
     """Base of every error the package raises on purpose."""
@@ -41,7 +43,7 @@ class BadInput(BatchError):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        parts = [str(self.file)] if self.file else []
+        parts = [shown_path(self.file)] if self.file else []
         if self.where:
             parts.append(self.where)
         location = ", ".join(parts)

@@ -35,6 +35,7 @@ from typing import Any, Final
 from . import dynprompts
 from .dynprompts import Pick, Template, Wildcards
 from .errors import BadInput
+from .quoting import shortened, shown_name
 
 RANDOM: Final = "random"
 # ComfyUI accepts seeds up to 2**64-1, but its web UI (JavaScript numbers) is exact only below
@@ -198,7 +199,7 @@ def _texts_count(entry: Entry, words: Mapping[str, str], parsed: _Parsed) -> int
 
 def _factors_text(entry: Entry, expansion: Expansion, total: int) -> str:
     factors = [(len(expansion.variables[name]), f"${name}") for name in used_variables(entry, expansion.variables)]
-    factors += [(len(axis.values), axis.name) for axis in entry.sweep]
+    factors += [(len(axis.values), shown_name(axis.name)) for axis in entry.sweep]
     factors += [(len(entry.zip[0].values), "zip rows")] if entry.zip else []
     factors += [(entry.repeat, "repeats")] if entry.repeat > 1 else []
     made = math.prod(size for size, _ in factors)
@@ -392,7 +393,7 @@ class _Parsed:
             raise BadInput(
                 self._expansion.file,
                 where,
-                f"__{missing[0]}__ appears only once the variables' words are put in, and wildcard files are read "
+                f"__{shortened(missing[0])}__ appears only once the variables' words are put in, and wildcard files are read "
                 "before that: write it in the prompt or in the word list itself",
             )
         return template

@@ -26,15 +26,54 @@ def resolve(batch: Batch, workflow: Workflow, jobs: list[Job]) -> list[PlannedJo
     """Checks every job against the workflow and plans it. All problems are reported at once,
     before anything is queued."""
     targets, problems = place_items(batch, workflow, dict.fromkeys(name for job in jobs for name in job.values))
-    seen: set[tuple[str, str]] = set()  # a value of a sweep or of generic_prompts is in many jobs: say it once
+    # A value of a sweep or of generic_prompts is in many jobs, and the words of variables and
+    # dynamic prompts make it differ between them: one problem per place in the file.
+    found: dict[str, tuple[str, int]] = {}  # JSON path -> (the first problem there, jobs it is in)
     for job in jobs:
         for name, value in job.values.items():
             problem = workflow.check_value(targets[name], value) if name in targets else None
-            if problem and (job.where(name), problem) not in seen:
-                seen.add((job.where(name), problem))
-                problems.append(BadInput(batch.path, job.where(name), problem))
+            if problem:
+                first, count = found.get(job.where(name), (problem, 0))
+                found[job.where(name)] = (first, count + 1)
+    for where, (problem, count) in found.items():
+        problems.append(
+            BadInput(batch.path, where, problem + (f" (and in {count - 1} more jobs)" if count > 1 else ""))
+        )
     raise_all(problems)
     return [PlannedJob(job, partial(_graph_for, workflow, targets, job), _targets_of(job, targets)) for job in jobs]
+
+
+@dataclass(frozen=True)
+class CutLink:
+    """A value that takes the place of a link of the workflow: an input another node feeds,
+    given a constant instead. Fine for a widget (a seed fed by a shared seed node), not for an
+    input that only takes another node's output (an IMAGE): that is for the node definitions
+    to say (preflight)."""
+
+    where: str  # the JSON path of the value in the batch file
+    target: Target
+    source: tuple[str, str]  # (node id, class) of the node the workflow links there
+    value: Any  # the first job's value
+
+
+def cut_links(workflow: Workflow, plans: Iterable[PlannedJob]) -> list[CutLink]:
+    """The values that cut a link of the workflow, one per place in the batch file."""
+    found: dict[str, CutLink] = {}
+    for plan in plans:
+        for name, target in plan.targets.items():
+            linked = workflow.graph[target.node_id][target.section][target.field]
+            value = plan.job.values[name]
+            where = plan.job.where(name)
+            if is_link(linked) and not is_link(value) and where not in found:
+                node = workflow.graph.get(linked[0])
+                class_type = str(node.get("class_type")) if isinstance(node, dict) else "?"
+                found[where] = CutLink(where, target, (linked[0], class_type), value)
+    return list(found.values())
+
+
+def is_link(value: Any) -> bool:
+    """`["4", 0]`: output 0 of node 4, as API workflows write a connection."""
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and type(value[1]) is int
 
 
 def place_items(batch: Batch, workflow: Workflow, names: Iterable[str]) -> tuple[dict[str, Target], list[BadInput]]:

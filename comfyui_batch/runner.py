@@ -96,6 +96,8 @@ def run_batch(options: RunOptions, console: Console, stop: StopRequest | None = 
             preload("comfyui_batch.present.presenter")  # while the servers answer: the CPU is free
         definitions = reach_servers(batch, todo.wanted, clients, options, reporter)
         checked = preflight(batch, todo.wanted, definitions, options)
+        for warning in checked.warnings:
+            reporter.warning(warning)
         if options.dry_run:
             return dry_run(checked, batch, options, console, reporter, total=len(jobs))
         target, journal = open_outputs(batch, stack)

@@ -8,6 +8,11 @@ nowhere is taken as the name of a file already in the server's input folder when
 lists it (or, with no server to ask, when it does not look like a local path); otherwise it is
 a bad-input error, before anything is queued.
 
+A local image is at most MAX_IMAGE_BYTES (it is read whole to upload it) and must decode as an
+image (the server's Load Image would fail on it once jobs were queued). A value that cannot name
+a file here (a NUL, a part over 255 bytes, `~user` of no user) is a server name, or an error
+like any other.
+
 Each distinct content is uploaded once, as `batch-<first 16 hex digits of its sha256><ext>`:
 the server keeps a file of the same name and content instead of adding a copy, so re-running a
 batch does not pile up copies.
@@ -23,9 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from .batch import Batch
+from .batchfiles import local_path
 from .comfy.validate import ANNOTATED_SUFFIXES
 from .errors import BadInput, ServerError
+from .outputs import CorruptOutput, check_image
 from .plan import PlannedJob, raise_all, with_values
+from .quoting import shown, shown_path
+from .userfiles import path_problem
 from .workflow import Target, Workflow
 
 if TYPE_CHECKING:
@@ -36,6 +45,7 @@ IMAGE_INPUT: Final = "image"
 UPLOAD_PREFIX: Final = "batch-"
 # Values that only make sense as paths on this machine (server names are relative, "/"-separated).
 LOCAL_PREFIXES: Final = ("/", "~", "./", "../", ".\\", "..\\")
+MAX_IMAGE_BYTES: Final = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -103,8 +113,11 @@ def find_local_images(
                     found[value] = _local_image(value, folders)
             except OSError as e:
                 problems.setdefault(
-                    where, BadInput(batch.path, where, f"cannot read image file {value!r}: {e.strerror or e}")
+                    where, BadInput(batch.path, where, f"cannot read image file {shown(value)}: {e.strerror or e}")
                 )
+                continue
+            except ValueError as e:
+                problems.setdefault(where, BadInput(batch.path, where, f"image file {shown(value)}: {e}"))
                 continue
             image = found[value]
             if image is not None:
@@ -146,12 +159,25 @@ def _is_image_input(workflow: Workflow, target: Target) -> bool:
 
 
 def _local_image(value: str, folders: Sequence[Path]) -> LocalImage | None:
+    if path_problem(value):
+        return None  # no file here: a server name, or reported as missing
     path = next((p for p in _candidates(value, folders) if p.is_file()), None)
-    return LocalImage(path, _sha256(path)) if path is not None else None
+    if path is None:
+        return None
+    size = path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise ValueError(
+            f"{size / 1024**2:,.0f} MiB is more than an image to upload may be ({MAX_IMAGE_BYTES // 1024**2} MiB)"
+        )
+    try:
+        check_image(path, str(path))  # the server's Load Image would fail on it, after jobs were queued
+    except CorruptOutput:
+        raise ValueError(f"{shown_path(path)} is not an image (it does not decode)") from None
+    return LocalImage(path, _sha256(path))
 
 
 def _candidates(value: str, folders: Sequence[Path]) -> list[Path]:
-    given = Path(value).expanduser()
+    given = local_path(value) if not path_problem(value) else Path(value)
     return [given] if given.is_absolute() else [folder / given for folder in folders]
 
 
@@ -163,9 +189,12 @@ def _must_be_local(value: str, known: frozenset[str] | None) -> bool:
 
 
 def _missing(value: str, folders: Sequence[Path], known: frozenset[str] | None) -> str:
-    tried = " and ".join(str(p) for p in _candidates(value, folders))
+    problem = path_problem(value)
+    if problem:
+        return f"image file {shown(value)}: {problem}"
+    tried = " and ".join(shown_path(p) for p in _candidates(value, folders))
     server = ", and the server's input folder has no file of that name" if known is not None else ""
-    return f"image file {value!r} not found (looked for {tried}{server})"
+    return f"image file {shown(value)} not found (looked for {tried}{server})"
 
 
 def _sha256(path: Path) -> str:

@@ -12,9 +12,11 @@ from typing import Any
 from .comfy.nodes import NodeDefinitions
 from .comfy.widgets import is_ui_format
 from .errors import BadInput, ConversionError
-from .jsonfile import read_json, type_name
+from .jsonfile import json_path, read_json, type_name
+from .quoting import listed, shortened, shown, shown_name, shown_names
 
 SEED_FIELDS = frozenset({"seed", "noise_seed"})
+MAX_PROBLEM_WIDTH = 400  # characters of a conversion problem, which may quote the file
 
 Graph = dict[str, dict[str, Any]]
 
@@ -28,7 +30,7 @@ class Target:
     field: str
 
     def __str__(self) -> str:
-        return f"{self.node_id},{self.section},{self.field}"
+        return ",".join(shown_name(part) for part in (self.node_id, self.section, self.field))
 
     @property
     def is_seed(self) -> bool:
@@ -47,7 +49,7 @@ class Selector:
     section: str = "inputs"
 
     def __str__(self) -> str:
-        return f"{_criteria_text(self)}, input {self.field!r}"
+        return f"{_criteria_text(self)}, input {shown(self.field)}"
 
     @property
     def is_seed(self) -> bool:
@@ -85,7 +87,7 @@ def parse_target(text: str) -> Target:
     """`"3, inputs, seed"` -> Target. Node ids may hold `:` (subgraph nodes), never a comma."""
     parts = [part.strip() for part in text.split(",")]
     if len(parts) != 3 or not all(parts):
-        raise ValueError(f'expected "node_id,inputs,field" (for example "3,inputs,seed"), got {text!r}')
+        raise ValueError(f'expected "node_id,inputs,field" (for example "3,inputs,seed"), got {shown(text)}')
     return Target(*parts)
 
 
@@ -103,15 +105,15 @@ class Workflow:
         """Why `target` cannot be set in this graph, or None when it can."""
         node = self.graph.get(target.node_id)
         if node is None:
-            return f"node {target.node_id!r} is not in the workflow (its nodes: {_list(self.graph)})"
+            return f"node {shown(target.node_id)} is not in the workflow (its nodes: {_list(self.graph)})"
         section = node.get(target.section)
         if not isinstance(section, dict):
             sections = [key for key, value in node.items() if isinstance(value, dict)]
-            return f"node {target.node_id} ({node.get('class_type')}) has no {target.section!r} (it has: {_list(sections)})"
+            return f"node {_node_text(target.node_id, node)} has no {shown(target.section)} (it has: {_list(sections)})"
         if target.field not in section:
             return (
-                f"node {target.node_id} ({node.get('class_type')}) has no {target.section} field "
-                f"{target.field!r} (it has: {_list(section)})"
+                f"node {_node_text(target.node_id, node)} has no {target.section} field "
+                f"{shown(target.field)} (it has: {_list(section)})"
             )
         return None
 
@@ -137,15 +139,15 @@ class Workflow:
     def _widget_target(self, ref: WidgetRef) -> Target:
         if not self.from_ui:
             raise ValueError(
-                f"{str(ref)!r} names a widget of a GUI-format workflow, but {self.path} is in the API format; "
+                f"{shown(str(ref))} names a widget of a GUI-format workflow, but {self.path} is in the API format; "
                 f'name the input instead: "{ref.node_id},inputs,<input name>"'
             )
         names = self.widgets.get(ref.node_id)
         if names is None:
-            raise ValueError(f"{self.path} has no node {ref.node_id} (its nodes: {_list(self.widgets)})")
+            raise ValueError(f"{self.path} has no node {shown_name(ref.node_id)} (its nodes: {_list(self.widgets)})")
         name = names[ref.index] if ref.index < len(names) else None
         if name is None:
-            widgets = ", ".join(f"{i} {n or '(kept by the GUI)'}" for i, n in enumerate(names))
+            widgets = ", ".join(f"{i} {n or '(kept by the GUI)'}" for i, n in enumerate(names[:30]))
             raise ValueError(
                 f"widget {ref.index} of node {ref.node_id} feeds no input of the converted workflow "
                 f"(its widgets: {widgets or 'none'})"
@@ -157,9 +159,9 @@ class Workflow:
         return _node_attribute(node_id, self.graph[node_id], "title") or None
 
     def _describe(self, node_ids: Iterable[str], limit: int = 30) -> str:
-        return _list(
+        return listed(
             (
-                f"{node_id} ({self.graph[node_id].get('class_type')}, title {self.title(node_id)!r})"
+                f"{shown_name(node_id)} ({shown_name(self.graph[node_id].get('class_type'))}, title {shown(self.title(node_id))})"
                 for node_id in node_ids
             ),
             limit,
@@ -189,7 +191,7 @@ class Workflow:
         if expected is None or _fits(value, expected):
             return None
         hint = ' ("random" is drawn only for seed and noise_seed)' if value == "random" else ""
-        return f"expected {type_name(current)} for {target}, got {type_name(value)} {value!r}{hint}"
+        return f"expected {type_name(current)} for {target}, got {type_name(value)} {shown(value)}{hint}"
 
     def with_values(self, assignments: Iterable[tuple[Target, Any]]) -> Graph:
         """A fresh copy of the graph with each value set at its target. Every node and each of
@@ -207,15 +209,18 @@ class Workflow:
 
 def classes_used(path: Path) -> set[str] | None:
     """The node classes of an API-format workflow file, to ask the server about; None for a
-    GUI-format file, whose conversion needs every definition. Reads only: `load_workflow` checks."""
+    GUI-format file, whose conversion needs every definition, and for a class name holding a
+    brace, which the server's /object_info/{class} route cannot take (it answers 404): all the
+    definitions then tell that the class is missing. Reads only: `load_workflow` checks."""
     data = read_json(path, "workflow file")
     if is_ui_format(data) or not isinstance(data, dict):
         return None
-    return {
+    classes = {
         node["class_type"]
         for node in data.values()
         if isinstance(node, dict) and isinstance(node.get("class_type"), str)
     }
+    return None if any("{" in name or "}" in name for name in classes) else classes
 
 
 def load_workflow(path: Path, definitions: NodeDefinitions | None = None) -> Workflow:
@@ -260,8 +265,10 @@ def _converted(path: Path, ui: Mapping[str, Any], definitions: NodeDefinitions) 
     try:
         graph = ui_to_api(ui, definitions, frontend_version=definitions.frontend_version)
     except ConversionError as e:
+        # The problem may quote a value of the file, of any length.
+        problem = shortened(e.problem, MAX_PROBLEM_WIDTH)
         raise ConversionError(
-            f"cannot convert this GUI-format workflow: {e.problem}", e.node_id, e.class_type, file=path
+            f"cannot convert this GUI-format workflow: {problem}", e.node_id, e.class_type, file=path
         ) from None
     if not graph:
         raise BadInput(
@@ -278,10 +285,14 @@ def _checked_graph(path: Path, data: Any) -> Graph:
     for node_id, node in data.items():
         if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
             raise BadInput(
-                path, node_id, 'expected a node with a "class_type" and "inputs"; is this an API-format workflow?'
+                path,
+                json_path("", node_id),
+                'expected a node with a "class_type" and "inputs"; is this an API-format workflow?',
             )
         if not isinstance(node.get("inputs", {}), dict):
-            raise BadInput(path, f"{node_id}.inputs", f"expected an object, got {type_name(node['inputs'])}")
+            raise BadInput(
+                path, json_path("", node_id, "inputs"), f"expected an object, got {type_name(node['inputs'])}"
+            )
     return data
 
 
@@ -297,7 +308,7 @@ def _node_attribute(node_id: str, node: Mapping[str, Any], key: str) -> str:
 
 
 def _criteria_text(spec: Selector) -> str:
-    return " and ".join(f"{'node id' if key == 'node' else key} {value!r}" for key, value in spec.criteria())
+    return " and ".join(f"{'node id' if key == 'node' else key} {shown(value)}" for key, value in spec.criteria())
 
 
 def _expected_type(current: Any) -> type | None:
@@ -323,6 +334,9 @@ def _fits(value: Any, expected: type) -> bool:
 
 
 def _list(names: Iterable[str] | Mapping[str, Any], limit: int = 30) -> str:
-    names = list(names)
-    shown = ", ".join(names[:limit])
-    return shown + (f", … ({len(names)} in all)" if len(names) > limit else "") if names else "none"
+    return shown_names(names, limit)
+
+
+def _node_text(node_id: str, node: Mapping[str, Any]) -> str:
+    """`3 (KSampler)`, for messages."""
+    return f"{shown_name(node_id)} ({shown_name(node.get('class_type'))})"

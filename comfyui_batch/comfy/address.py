@@ -98,6 +98,14 @@ class ServerAddress:
         public = cls._public(parts)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not a server address: {public!r} (expected http://host:port or host:port)")
+        if not text.isprintable():
+            raise ValueError(f"not a server address: {public!r} holds a control character")
+        try:
+            parts.hostname.encode("idna")
+        except UnicodeError:
+            raise ValueError(
+                f"not a host name: {public!r} (each part between dots is 1 to 63 letters, digits or hyphens)"
+            ) from None
         try:
             _ = parts.port  # urlsplit checks the port only when it is read
         except ValueError:

@@ -43,6 +43,7 @@ from typing import Any, Final, TypeGuard
 
 from ..errors import ValidationFailed
 from ..jsonfile import type_name
+from ..quoting import shortened, shown, shown_name
 from .nodes import ANY, DynamicCombo, Input, MatchType, NodeClass, NodeDefinitions, autogrow_of, types_fit
 
 # Friendlier names for the choices of common loader inputs, in messages.
@@ -144,8 +145,8 @@ def _grouped(problems: Iterable[Problem]) -> dict[tuple[str, str, str | None, st
 def _place(node_id: str, class_type: str, input_name: str | None) -> str:
     if not node_id:
         return "the workflow"
-    node = f"node {node_id} ({class_type})"
-    return f"{node}, input {input_name!r}" if input_name is not None else node
+    node = f"node {shown_name(node_id)} ({class_type})"
+    return f"{node}, input {shown(input_name)}" if input_name is not None else node
 
 
 # --------------------------------------------------------------------------- checking
@@ -170,7 +171,9 @@ class _Checker:
             class_type = str(node.get("class_type")) if isinstance(node, Mapping) else "?"
             original = graph[node_id].get("class_type") if isinstance(graph[node_id], Mapping) else None
             if original != class_type:
-                class_type = f"{original}, which the server replaces with {class_type}"
+                class_type = f"{shown_name(original)}, which the server replaces with {class_type}"
+            else:
+                class_type = shown_name(class_type)  # as written in the workflow: any text
             for input_name, message in self._node(types, str(node_id), node, needed):
                 yield Problem(index, str(node_id), class_type, input_name, message)
 
@@ -217,7 +220,7 @@ class _Checker:
         similar = difflib.get_close_matches(class_type, self._defs.names(), n=3, cutoff=0.75)
         hint = f"; similar classes it has: {', '.join(similar)}" if similar else ""
         return (
-            f"the server has no node class {class_type!r}: usually a custom node that is not installed "
+            f"the server has no node class {shown(class_type)}: usually a custom node that is not installed "
             f"(install it, e.g. with ComfyUI-Manager, and restart ComfyUI){hint}"
         )
 
@@ -246,10 +249,10 @@ class _Checker:
             return f'expected a link [node_id, output], got a list of {len(link)} (write a literal list as {{"__value__": [...]}})'
         source_id, slot = link
         if not isinstance(source_id, str) or isinstance(slot, bool) or not isinstance(slot, int):
-            return f"a link is [node id as text, output number], got {_short(json.dumps(link))}"
+            return f"a link is [node id as text, output number], got {shortened(json.dumps(link))}"
         source = types.graph.get(source_id)
         if not isinstance(source, Mapping):
-            return f"links to node {source_id!r}, which is not in the workflow"
+            return f"links to node {shown(source_id)}, which is not in the workflow"
         if declared is None:
             return _no_such_input(node, name)
         source_spec = self._defs.get(str(source.get("class_type")))
@@ -358,7 +361,7 @@ def check_value(value: Any, declared: Input, pending: Collection[str] = ()) -> s
     if kind in ("INT", "FLOAT"):
         return _check_number(value, kind, declared.options)
     if kind == "BOOLEAN" and not isinstance(value, bool):
-        return f"expected true or false, got {type_name(value)} {_short(repr(value))} (the server reads any non-empty text as true)"
+        return f"expected true or false, got {type_name(value)} {shortened(repr(value))} (the server reads any non-empty text as true)"
     return None
 
 
@@ -376,23 +379,25 @@ def _check_option(value: Any, declared: DynamicCombo) -> str | None:
     if declared.selected(value) is not None:
         return None
     keys = ", ".join(repr(k) for k in declared.choices)
-    return f"{_short(repr(value))} is not one of its options ({keys}); the server would leave this node out of the job"
+    return (
+        f"{shortened(repr(value))} is not one of its options ({keys}); the server would leave this node out of the job"
+    )
 
 
 def _check_number(value: Any, kind: str, options: Mapping[str, Any]) -> str | None:
     number = _as_number(value, integer=kind == "INT")
     if number is None:
         wanted = "an integer" if kind == "INT" else "a number"
-        return f"expected {wanted}, got {type_name(value)} {_short(repr(value))}"
+        return f"expected {wanted}, got {type_name(value)} {shortened(repr(value))}"
     if isinstance(number, float) and not math.isfinite(number):
-        return f"expected a finite number, got {value!r} (it cannot be sent to the server)"
+        return f"expected a finite number, got {shown(value)} (it cannot be sent to the server)"
     if kind == "INT" and number != int(number):
-        return f"expected an integer, got {value!r} (the server would use {int(number)})"
+        return f"expected an integer, got {shown(value)} (the server would use {int(number)})"
     low, high = options.get("min"), options.get("max")
     if isinstance(low, (int, float)) and number < low:
-        return f"{value!r} is below the minimum, {low}"
+        return f"{shown(value)} is below the minimum, {low}"
     if isinstance(high, (int, float)) and number > high:
-        return f"{value!r} is above the maximum, {high}"
+        return f"{shown(value)} is above the maximum, {high}"
     return None
 
 
@@ -421,7 +426,7 @@ def _check_choice(name: str, value: Any, choices: list[Any], declared: Input, pe
         return None  # Load3D and kin list one subfolder (3d/) but take any file of the input folder
     noun = "input files" if upload else CHOICE_NOUNS.get(name.rsplit(".", 1)[-1], "choices for this input")
     hint = _choice_hint(value, upload)
-    shown = _short(repr(value))
+    shown = shortened(repr(value))
     if not choices:
         return f"{shown} is not available: the server has no {noun} at all{hint}"
     close = close_matches(value, choices)
@@ -432,11 +437,6 @@ def _check_choice(name: str, value: Any, choices: list[Any], declared: Input, pe
     else:
         listed = ""
     return f"{shown} is not one of the server's {len(choices)} {noun}{listed}{hint}"
-
-
-def _short(text: str, width: int = 80) -> str:
-    """A value as messages show it: long texts cut in the middle (a prompt can be pages long)."""
-    return text if len(text) <= width else f"{text[: width // 2]}…{text[-(width // 2) + 1 :]} ({len(text)} characters)"
 
 
 def _choice_hint(value: Any, upload: bool) -> str:
