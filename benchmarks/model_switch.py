@@ -3,10 +3,16 @@
 suite's checkpoint) on CPU, the same checkpoint file under two names, so that each name is a
 load of its own; 8 jobs alternating the names, run by the tool in its default (model-aware)
 order and with --keep-order. Per server line: wall time of each run (launch to exit), the
-speed-up, and the checkpoint loads each run cost, counted in the server's log.
+speed-up, the checkpoint loads each run cost, counted in the server's log, and the server's own
+time (the sum of its "Prompt executed in" lines): on a shared machine the wall time is noisy,
+and the server's time shows where a difference came from.
 
-    .venv/bin/python benchmarks/model_switch.py                  # both lines, median of 1
-    .venv/bin/python benchmarks/model_switch.py --lines 0.3.75 --repeat 3
+    .venv/bin/python benchmarks/model_switch.py                  # both lines, median of 3
+    .venv/bin/python benchmarks/model_switch.py --lines 0.3.75 --repeat 5
+
+One sampling step per job by default: on CPU a step of SD 1.5 costs about as much as a load
+from the page cache (about 1 s each here), where on a GPU a load costs several jobs' worth of
+steps; more steps only dilute what is measured.
 
 Before each run the server is told to unload its models (POST /free), so every run starts
 cold; every job has a seed never used before, so nothing is answered from the cache.
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -40,6 +47,7 @@ WORKFLOW = REPO / "workflows-files" / "wkf-sd15-text2image-API.json"
 NAMES = ("sd15-a.safetensors", "sd15-b.safetensors")
 # The line ComfyUI logs each time it builds a checkpoint's model from its file (comfy/sd.py).
 LOAD_MARKER = "model weight dtype"
+EXECUTED = re.compile(r"Prompt executed in ([0-9.]+) seconds")
 TARGET_SPEED_UP = 1.5
 
 
@@ -49,6 +57,7 @@ class Result:
     label: str
     seconds: float
     loads: int
+    server_seconds: float
 
 
 def write_batch(folder: Path, jobs: int, size: int, steps: int) -> Path:
@@ -77,8 +86,12 @@ def write_batch(folder: Path, jobs: int, size: int, steps: int) -> Path:
     return path
 
 
-def loads_in(server: ComfyServer, since: int) -> int:
-    return server.log_text()[since:].count(LOAD_MARKER)
+def loads_in(log: str) -> int:
+    return log.count(LOAD_MARKER)
+
+
+def executing_seconds(log: str) -> float:
+    return sum(float(m.group(1)) for m in EXECUTED.finditer(log))
 
 
 def unload(server: ComfyServer) -> None:
@@ -88,7 +101,9 @@ def unload(server: ComfyServer) -> None:
     time.sleep(2)  # the worker frees them between prompts
 
 
-def run_tool(server: ComfyServer, folder: Path, args: list[str], jobs: int, size: int, steps: int) -> tuple[float, int]:
+def run_tool(
+    server: ComfyServer, folder: Path, args: list[str], jobs: int, size: int, steps: int
+) -> tuple[float, int, float]:
     folder.mkdir(parents=True)
     batch = write_batch(folder, jobs, size, steps)
     unload(server)
@@ -108,7 +123,8 @@ def run_tool(server: ComfyServer, folder: Path, args: list[str], jobs: int, size
     saved = len(list((folder / "out").glob("M-output_*")))
     if saved != jobs:
         raise RuntimeError(f"saved {saved} files for {jobs} jobs")
-    return seconds, loads_in(server, log_at)
+    log = server.log_text()[log_at:]
+    return seconds, loads_in(log), executing_seconds(log)
 
 
 def bench_line(line: str, work: Path, repeat: int, jobs: int, size: int, steps: int) -> list[Result]:
@@ -120,32 +136,43 @@ def bench_line(line: str, work: Path, repeat: int, jobs: int, size: int, steps: 
         run_tool(server, work / f"{line}-warm", ["--keep-order"], 2, size, steps)
         for k in range(repeat):
             for label, args in (("model-aware", []), ("--keep-order", ["--keep-order"])):
-                seconds, loads = run_tool(server, work / f"{line}-{label}-{k}", args, jobs, size, steps)
-                print(f"  {line} {label:13} {seconds:7.1f} s, {loads} checkpoint loads", flush=True)
-                results.append(Result(line, label, seconds, loads))
+                seconds, loads, busy = run_tool(server, work / f"{line}-{label}-{k}", args, jobs, size, steps)
+                print(
+                    f"  {line} {label:13} {seconds:7.1f} s, {loads} checkpoint loads, server {busy:.1f} s", flush=True
+                )
+                results.append(Result(line, label, seconds, loads, busy))
     return results
 
 
 def report(results: list[Result], jobs: int) -> None:
     print(f"\n{jobs} jobs alternating two names of one SD 1.5 checkpoint (medians):")
-    print(f"{'line':8} {'model-aware':>12} {'--keep-order':>13} {'speed-up':>9} {'loads':>9}  target")
+    print(
+        f"{'line':8} {'model-aware':>12} {'--keep-order':>13} {'speed-up':>9} {'loads':>9} "
+        f"{'server time':>17} {'ratio':>6}  target"
+    )
     for line in dict.fromkeys(r.line for r in results):
         grouped = [r for r in results if r.line == line and r.label == "model-aware"]
         written = [r for r in results if r.line == line and r.label == "--keep-order"]
         a = statistics.median(r.seconds for r in grouped)
         b = statistics.median(r.seconds for r in written)
         loads = f"{statistics.median(r.loads for r in grouped):g} vs {statistics.median(r.loads for r in written):g}"
+        sa = statistics.median(r.server_seconds for r in grouped)
+        sb = statistics.median(r.server_seconds for r in written)
+        server = f"{sa:.1f} vs {sb:.1f} s"
         verdict = "ok" if b / a >= TARGET_SPEED_UP else "MISS"
-        print(f"{line:8} {a:10.1f} s {b:11.1f} s {b / a:8.2f}× {loads:>9}  ≥ {TARGET_SPEED_UP}× {verdict}")
+        print(
+            f"{line:8} {a:10.1f} s {b:11.1f} s {b / a:8.2f}× {loads:>9} {server:>17} {sb / sa:5.2f}×  "
+            f"≥ {TARGET_SPEED_UP}× {verdict}"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", default=",".join(SERVER_LINES), help="server lines, comma-separated")
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("-n", "--jobs", type=int, default=8)
     parser.add_argument("--size", type=int, default=64, help="image width and height")
-    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR and keep it (server logs, outputs)")
     args = parser.parse_args()
     results: list[Result] = []

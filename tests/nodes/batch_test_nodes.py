@@ -180,3 +180,26 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "TestTextOutput": "Test Text Output",
     "TestFileOutputs": "Test File Outputs",
 }
+
+
+# --- a request log, for benchmarks ------------------------------------------------------------
+# With $COMFYUI_BATCH_TEST_LOG_REQUESTS set, the server writes one line per HTTP request it
+# serves ("request: GET /view?filename=..."), so a benchmark can count them in the server's log.
+# ComfyUI itself logs none; the middleware goes in while the app can still take one.
+REQUEST_LOG_VARIABLE = "COMFYUI_BATCH_TEST_LOG_REQUESTS"
+
+
+def _log_requests() -> None:
+    import server  # ComfyUI's, importable inside the server process
+    from aiohttp import web
+
+    @web.middleware
+    async def log_request(request: Any, handler: Any) -> Any:
+        print(f"request: {request.method} {request.path_qs}", flush=True)
+        return await handler(request)
+
+    server.PromptServer.instance.app.middlewares.append(log_request)
+
+
+if os.environ.get(REQUEST_LOG_VARIABLE):
+    _log_requests()
