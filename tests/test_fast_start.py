@@ -1,7 +1,8 @@
-"""A fast start: `--help`, a mistyped option and a broken batch file answer before the tool loads
-HTTP, WebSocket, TLS, Pillow or the workflow converter (issue 12). Each case runs the entry
-script in a fresh interpreter with `-X importtime`, which names every module it loads, so no
-wall clock is involved."""
+"""A fast start (issue 12): `--help`, a mistyped option and a broken batch file answer before the
+tool loads HTTP, WebSocket, TLS, Pillow or the workflow converter, and a run's first prompt
+follows the pre-flight query's answer with no request between. The first cases run the entry
+script in a fresh interpreter with `-X importtime`, which names every module it loads; the last
+reads the order of requests at a proxy: no wall clock is involved."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from batchkit import run_cli, write_batch
+from comfy_server import ComfyServer
+from reverse_proxy import ReverseProxy
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "ComfyUI-API-BatchProcessing.py"
@@ -94,3 +98,17 @@ def test_a_good_batch_does_load_the_client(tmp_path: Path) -> None:
     code, text, modules = run_script(str(batch), "--server", "127.0.0.1:9", "--retry-for", "0.1", cwd=tmp_path)
     assert code == 3, text
     assert "httpx" in modules
+
+
+def test_the_first_prompt_is_queued_right_after_the_node_definitions_with_no_request_between(
+    comfy_server: ComfyServer, tmp_path: Path
+) -> None:
+    batch = write_batch(tmp_path, [{"color": 0x101010}, {"color": 0x202020}])
+    with ReverseProxy(comfy_server.port) as proxy:
+        run = run_cli(str(batch), "--server", proxy.url)
+    assert run.code == 0, run.err
+    first_prompt = proxy.requests.index("POST /prompt")
+    before = [r for r in proxy.requests[:first_prompt] if r != "GET /ws"]  # the socket opens meanwhile
+    # One exchange: the workflow's classes, asked all at once, each once.
+    assert before and all(r.startswith("GET /object_info/") for r in before), before
+    assert len(before) == len(set(before))
