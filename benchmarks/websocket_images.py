@@ -23,19 +23,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-import httpx
-import websocket
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(BENCH_DIR))
 
+from batchkit import images_the_node_sends  # noqa: E402
 from bench import tool_env  # noqa: E402
 from comfy_server import SERVER_LINES, ComfyServer, comfyui_home  # noqa: E402
 from proxy import Proxy  # noqa: E402
@@ -43,7 +40,6 @@ from proxy import Proxy  # noqa: E402
 TOOL = REPO / "ComfyUI-API-BatchProcessing.py"
 REQUEST_LOG_VARIABLE = "COMFYUI_BATCH_TEST_LOG_REQUESTS"  # tests/nodes/batch_test_nodes.py
 REQUEST_LINE = "request: "
-PNG_FRAME = b"\0\0\0\1\0\0\0\2"  # a type-1 binary frame holding a PNG: what the node sends
 
 
 def workflow(size: int, color: int, seed: int) -> dict[str, Any]:
@@ -68,26 +64,6 @@ def write_batch(folder: Path, colors: list[int], size: int) -> Path:
     path = folder / "batch.json"
     path.write_text(json.dumps(batch, indent=2))
     return path
-
-
-def images_the_node_sends(server: ComfyServer, graph: dict[str, Any]) -> list[bytes]:
-    """The PNGs SaveImageWebsocket sends for `graph`, as a plain WebSocket client gets them."""
-    client_id = uuid.uuid4().hex
-    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId={client_id}", timeout=60)
-    images = []
-    try:
-        reply = httpx.post(f"{server.url}/prompt", json={"prompt": graph, "client_id": client_id}, timeout=30)
-        prompt_id = reply.json()["prompt_id"]
-        while True:
-            opcode, data = ws.recv_data()
-            if opcode == websocket.ABNF.OPCODE_BINARY and data[:8] == PNG_FRAME:
-                images.append(bytes(data[8:]))
-            elif opcode == websocket.ABNF.OPCODE_TEXT:
-                message = json.loads(data)
-                if message["type"] == "executing" and message["data"] == {"node": None, "prompt_id": prompt_id}:
-                    return images
-    finally:
-        ws.close()
 
 
 def requests_in(log: str) -> Counter[str]:
@@ -134,7 +110,7 @@ def bench_line(line: str, work: Path, jobs: int, size: int, delay_ms: float, mbi
         saved = saved_files(folder / "out")
         # A seed never used: the server runs the node again instead of answering from its cache.
         expected = {
-            job: images_the_node_sends(server, workflow(size, color, random.randrange(2**53)))
+            job: images_the_node_sends(server.url, workflow(size, color, random.randrange(2**53)))
             for job, color in enumerate(colors, 1)
         }
     equal = sorted(saved) == sorted(expected) and all(

@@ -5,15 +5,12 @@ request; fake servers for what a real one cannot be made to do."""
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-import websocket
-from batchkit import manifest_records, run_cli, write_batch
+from batchkit import images_the_node_sends, manifest_records, run_cli, write_batch
 from comfy_server import ComfyServer
 from PIL import Image
 from reverse_proxy import ReverseProxy
@@ -90,26 +87,6 @@ def streaming_workflow(images: int = 2, steps: int = 1, step_ms: int = 0) -> dic
 STREAMING_ITEMS = {"color": "1,inputs,color", "seed": "2,inputs,seed"}
 
 
-def images_the_node_sends(server: ComfyServer, graph: dict[str, Any]) -> list[bytes]:
-    """The PNG files SaveImageWebsocket sends for `graph`, as a plain WebSocket client gets them."""
-    client_id = uuid.uuid4().hex
-    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId={client_id}", timeout=60)
-    images = []
-    try:
-        reply = httpx.post(f"{server.url}/prompt", json={"prompt": graph, "client_id": client_id}, timeout=30)
-        prompt_id = reply.json()["prompt_id"]
-        while True:
-            opcode, data = ws.recv_data()
-            if opcode == websocket.ABNF.OPCODE_BINARY and data[:8] == b"\0\0\0\1\0\0\0\2":
-                images.append(bytes(data[8:]))
-            elif opcode == websocket.ABNF.OPCODE_TEXT:
-                message = json.loads(data)
-                if message["type"] == "executing" and message["data"] == {"node": None, "prompt_id": prompt_id}:
-                    return images
-    finally:
-        ws.close()
-
-
 def test_images_streamed_over_the_websocket_are_saved_byte_for_byte_without_a_download(
     comfy_server: ComfyServer, tmp_path: Path
 ) -> None:
@@ -129,7 +106,7 @@ def test_images_streamed_over_the_websocket_are_saved_byte_for_byte_without_a_do
     for job, color in enumerate(colors, 1):
         graph = streaming_workflow()
         graph["1"]["inputs"]["color"] = color
-        expected = images_the_node_sends(comfy_server, graph)
+        expected = images_the_node_sends(comfy_server.url, graph)
         assert [Path(f).read_bytes() for f in done[job]] == expected
         with Image.open(done[job][0]) as image:
             assert image.size == (24, 16) and image.getpixel((0, 0)) == (
