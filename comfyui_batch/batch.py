@@ -21,11 +21,11 @@ from typing import Any, Final
 
 from . import dynprompts
 from .batchfiles import Found, Line, find, local_path, looked_in, read_lines
-from .errors import BadInput, UnsafePath
+from .errors import BadInput
 from .expand import DYNAMIC_MODES, RANDOM, SEED_LIMIT, Axis, Entry, Expansion, Job, expand
 from .journal import manifest_path
 from .jsonfile import json_path, read_json, type_name
-from .outputs import check_prefix, output_name
+from .outputs import output_name, prefix_name_problem
 from .quoting import shortened, shown, shown_names, shown_path
 from .userfiles import MAX_NAME_BYTES, path_problem
 from .workflow import SEED_FIELDS, ItemSpec, Selector, Target, WidgetRef, parse_target
@@ -494,10 +494,9 @@ def prefix_problem(prefix: str) -> str | None:
             f"{len(os.fsencode(prefix)):,} bytes their names would be too long for the file system "
             f"(at most {MAX_NAME_BYTES} bytes): shorten it by {excess} byte{'s' if excess > 1 else ''}"
         )
-    try:
-        check_prefix(prefix)
-    except UnsafePath as e:
-        return str(e)
+    unsafe = prefix_name_problem(prefix)
+    if unsafe:
+        return f"refusing {shown(prefix)}: {unsafe}"
     return None
 
 

@@ -17,7 +17,7 @@ from typing import IO, Protocol
 from .comfy.client import FileRef, HistoryEntry
 from .errors import JobFailed, ServerError
 from .journal import FileRecord, Journal
-from .outputs import Announce, CorruptOutput, OutputFolder, SavedFile, check_relative_name
+from .outputs import Announce, CorruptOutput, OutputFolder, SavedFile, check_server_name
 
 
 class Downloader(Protocol):
@@ -57,8 +57,8 @@ def collect(server: Downloader, finished: Finished, stop: threading.Event, targe
     if entry.problems:
         raise JobFailed("the server lists outputs it does not name usably: " + "; ".join(entry.problems))
     for ref in entry.files:
-        check_relative_name(ref.subfolder, "subfolder from the server")
-        check_relative_name(ref.filename, "file name from the server")
+        check_server_name(ref.subfolder, "subfolder from the server")
+        check_server_name(ref.filename, "file name from the server")
     if target is None:
         return tuple(str(ref) for ref in entry.files)
     files = []

@@ -22,7 +22,7 @@ from comfyui_batch.comfy.nodes import NodeDefinitions
 from comfyui_batch.comfy.validate import validate
 from comfyui_batch.errors import BadInput, InvalidBatch
 from comfyui_batch.plan import PlannedJob, resolve
-from comfyui_batch.preflight import prepare, upload
+from comfyui_batch.preflight import prepare_jobs, upload
 from comfyui_batch.uploads import find_local_images, upload_images, with_uploaded
 from comfyui_batch.workflow import Workflow, load_workflow
 
@@ -201,8 +201,8 @@ def test_prepare_then_upload_queues_the_servers_names_and_uploads_only_after_val
     with ComfyClient(ServerAddress.parse(comfy_server.url)) as client:
         info = NodeDefinitions.parse(client.object_info())
         with pytest.raises(BadInput, match=r"'missing-on-server\.png' not found"):
-            prepare(batch, jobs, info)
-        preflight = prepare(batch, jobs[:1], info)
+            prepare_jobs(batch, jobs, info)
+        preflight = prepare_jobs(batch, jobs[:1], info)
         assert preflight.validated
         (name,) = preflight.images.pending_names()
         assert not (comfy_server.input_dir / name).exists()  # nothing uploaded before the run
