@@ -92,7 +92,7 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], None], list[str]]] = [
     (
         "prefix escaping the output folder",
         lambda p: _edit_batch(p, lambda d: d["parameters"]["save_images"].update(filename_prefix="../up")),
-        ["refusing filename_prefix '../up'"],
+        ["filename_prefix: refusing '../up'"],
     ),
 ]
 
