@@ -21,11 +21,11 @@ from typing import Any, Final
 
 from . import dynprompts
 from .batchfiles import Found, Line, find, local_path, looked_in, read_lines
-from .errors import BadInput, UnsafePath
+from .errors import BadInput
 from .expand import DYNAMIC_MODES, RANDOM, SEED_LIMIT, Axis, Entry, Expansion, Job, expand
 from .journal import manifest_path
 from .jsonfile import json_path, read_json, type_name
-from .outputs import check_prefix, output_name
+from .outputs import output_name, prefix_name_problem
 from .quoting import shortened, shown, shown_names, shown_path
 from .userfiles import MAX_NAME_BYTES, path_problem
 from .workflow import SEED_FIELDS, ItemSpec, Selector, Target, WidgetRef, parse_target
@@ -76,6 +76,31 @@ class Batch:
     warnings: tuple[str, ...] = ()  # for the user, before anything runs
 
 
+def _workflow_items(path: Path, params: Mapping[str, Any]) -> dict[str, ItemSpec]:
+    items = _object(path, _require(path, params, "workflow_items", "parameters"), "parameters.workflow_items")
+    return {
+        name: parse_item(path, spec, json_path("parameters", "workflow_items", name)) for name, spec in items.items()
+    }
+
+
+def _prompts(path: Path, root: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+    prompts = _require(path, root, "prompts", "")
+    if not isinstance(prompts, list):
+        raise BadInput(path, "prompts", f"expected a list of objects, got {type_name(prompts)}")
+    return tuple(_object(path, p, json_path("prompts", i)) for i, p in enumerate(prompts))
+
+
+def _workflow_path(path: Path, workflow_file: str, bases: list[Path], warnings: list[str]) -> Path:
+    workflow = _found(find(workflow_file, bases), warnings)
+    if workflow is None:
+        raise BadInput(
+            path,
+            "parameters.workflow_file",
+            f"workflow file {shown(workflow_file)} not found ({looked_in(workflow_file, bases)})",
+        )
+    return workflow
+
+
 def load_batch(path: Path, cwd: Path | None = None) -> Batch:
     """The batch in `path`, with its word lists and wildcard files read. BadInput (file, JSON
     path, what was expected) for anything wrong."""
@@ -91,35 +116,19 @@ def load_batch(path: Path, cwd: Path | None = None) -> Batch:
     _no_unknown_keys(path, params, PARAMETER_KEYS, "parameters")
 
     workflow_file = _path_text(path, _require(path, params, "workflow_file", "parameters"), "parameters.workflow_file")
-    items_raw = _object(path, _require(path, params, "workflow_items", "parameters"), "parameters.workflow_items")
-    items = {
-        name: parse_item(path, spec, json_path("parameters", "workflow_items", name))
-        for name, spec in items_raw.items()
-    }
+    items = _workflow_items(path, params)
     dynamic = _dynamic_mode(path, params.get("dynamic_prompts", "random"))
-
     generic = _object(path, {} if params.get("generic_prompts") is None else params["generic_prompts"], GENERIC)
-    prompts_raw = _require(path, root, "prompts", "")
-    if not isinstance(prompts_raw, list):
-        raise BadInput(path, "prompts", f"expected a list of objects, got {type_name(prompts_raw)}")
-    prompts = tuple(_object(path, p, json_path("prompts", i)) for i, p in enumerate(prompts_raw))
+    prompts = _prompts(path, root)
     generic_layer = _layer(path, generic, GENERIC, items)
     entries = tuple(
         _merge(generic_layer, _layer(path, p, json_path("prompts", i), items)) for i, p in enumerate(prompts)
     )
-
     variables = _variables(path, root.get("variables", {}), bases, warnings)
     wildcards = {} if dynamic == "off" else _wildcards(path, params, bases, entries, variables, warnings)
-    workflow = _found(find(workflow_file, bases), warnings)
-    if workflow is None:
-        raise BadInput(
-            path,
-            "parameters.workflow_file",
-            f"workflow file {shown(workflow_file)} not found ({looked_in(workflow_file, bases)})",
-        )
     return Batch(
         path=path,
-        workflow_path=workflow,
+        workflow_path=_workflow_path(path, workflow_file, bases, warnings),
         items=items,
         save=_save_settings(
             path, _object(path, _require(path, params, "save_images", "parameters"), "parameters.save_images")
@@ -494,10 +503,9 @@ def prefix_problem(prefix: str) -> str | None:
             f"{len(os.fsencode(prefix)):,} bytes their names would be too long for the file system "
             f"(at most {MAX_NAME_BYTES} bytes): shorten it by {excess} byte{'s' if excess > 1 else ''}"
         )
-    try:
-        check_prefix(prefix)
-    except UnsafePath as e:
-        return str(e)
+    unsafe = prefix_name_problem(prefix)
+    if unsafe:
+        return f"refusing {shown(prefix)}: {unsafe}"
     return None
 
 

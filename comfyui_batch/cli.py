@@ -37,12 +37,10 @@ from .errors import (
     AccessDenied,
     BadInput,
     BatchError,
-    InvalidBatch,
     LaunchFailed,
     NotComfyUI,
     ServerError,
     ServerUnreachable,
-    UnsafePath,
 )
 from .expand import DEFAULT_MAX_JOBS
 from .policy import MAX_LOSSES, STALL_SECONDS
@@ -146,41 +144,42 @@ def main(
     try:
         options, quiet = run_options(args, resume_hint(program, argv))
     except BadInput as e:
-        print(f"error: {e}", file=stderr)
-        return ExitCode.BAD_INPUT
+        code, message = failure(e, launching=False)
+        print(message, file=stderr)
+        return code
     stop = StopRequest()
     try:
         with second_interrupt_exits_at_once(stop, restore=not whole_process):
             from .runner import run_batch  # not for --help and mistyped options: they answer at once
 
             summary = run_batch(options, Console(stdout, stderr, quiet), stop)
-    except (BadInput, InvalidBatch, UnsafePath) as e:
-        print(f"error: {e}", file=stderr)
-        print("nothing was queued.", file=stderr)
-        return ExitCode.BAD_INPUT
-    except ServerUnreachable as e:
-        print(f"error: {e}", file=stderr)
-        print(unreachable_hint(e, launching=options.launch is not None), file=stderr)
-        return ExitCode.SERVER_UNREACHABLE
-    except LaunchFailed as e:
-        print(f"error: {e}", file=stderr)
-        print(launch_hint(e), file=stderr)
-        return ExitCode.SERVER_UNREACHABLE
-    except (NotComfyUI, AccessDenied) as e:
-        print(f"error: {e}", file=stderr)
-        return ExitCode.SERVER_UNREACHABLE
-    except ServerError as e:
-        print(f"error: the server misbehaved: {e}", file=stderr)
-        return ExitCode.SERVER_UNREACHABLE
     except BatchError as e:
-        print(f"error: {e}", file=stderr)
-        return ExitCode.JOB_FAILED
+        code, message = failure(e, launching=options.launch is not None)
+        print(message, file=stderr)
+        return code
     except KeyboardInterrupt:
         print("interrupted.", file=stderr)
         return ExitCode.INTERRUPTED
     if summary.interrupted:
         return ExitCode.INTERRUPTED
     return ExitCode.OK if summary.all_ok else ExitCode.JOB_FAILED
+
+
+def failure(error: BatchError, launching: bool) -> tuple[ExitCode, str]:
+    """The exit code and the message for an error that stopped the whole run."""
+    match error:
+        case BadInput():
+            return ExitCode.BAD_INPUT, f"error: {error}\nnothing was queued."
+        case ServerUnreachable():
+            return ExitCode.SERVER_UNREACHABLE, f"error: {error}\n{unreachable_hint(error, launching)}"
+        case LaunchFailed():
+            return ExitCode.SERVER_UNREACHABLE, f"error: {error}\n{launch_hint(error)}"
+        case NotComfyUI() | AccessDenied():
+            return ExitCode.SERVER_UNREACHABLE, f"error: {error}"
+        case ServerError():
+            return ExitCode.SERVER_UNREACHABLE, f"error: the server misbehaved: {error}"
+        case _:  # CannotSave and the like: the run stopped, what it did is resumable
+            return ExitCode.JOB_FAILED, f"error: {error}"
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from .comfy.replies import FileRef, HistoryEntry
 from .early import EarlyOutputs, StreamedImage
 from .errors import BatchError, JobFailed, ServerError
 from .journal import FileRecord, Journal
-from .outputs import Announce, CorruptOutput, OutputFolder, SavedFile, Staged, check_relative_name
+from .outputs import Announce, CorruptOutput, OutputFolder, SavedFile, Staged, check_server_name
 
 
 class Downloader(Protocol):
@@ -86,8 +86,8 @@ def collect(server: Downloader, finished: Finished, stop: threading.Event, targe
     if entry.problems:
         raise JobFailed("the server lists outputs it does not name usably: " + "; ".join(entry.problems))
     for ref in entry.files:
-        check_relative_name(ref.subfolder, "subfolder from the server")
-        check_relative_name(ref.filename, "file name from the server")
+        check_server_name(ref.subfolder, "subfolder from the server")
+        check_server_name(ref.filename, "file name from the server")
     images = finished.early.images
     if target is None:
         return (*(str(ref) for ref in entry.files), *(image.source for image in images))
@@ -112,8 +112,8 @@ def fetch_early(server: Downloader, ref: FileRef, early: EarlyOutputs, stop: thr
     the file again and reports what goes wrong."""
     staged = None
     try:
-        check_relative_name(ref.subfolder, "subfolder from the server")
-        check_relative_name(ref.filename, "file name from the server")
+        check_server_name(ref.subfolder, "subfolder from the server")
+        check_server_name(ref.filename, "file name from the server")
         staged = target.folder.stage(lambda sink: server.download(ref, sink, stop), ref.filename, stop)
     except (BatchError, CorruptOutput):
         pass  # told, if it matters, by the collection's own download

@@ -3,9 +3,8 @@
     BatchError                      base; `str()` is a complete message for the user
     ├── BadInput                    the batch or workflow file is wrong: exit 2, nothing queued
     │   ├── ConversionError         a GUI-format workflow cannot be converted to the API format
-    │   └── ValidationFailed        pre-flight checks against /object_info found problems
-    ├── InvalidBatch                several BadInput found at once: exit 2, nothing queued
-    ├── UnsafePath                  a name would put a file outside the output folder
+    │   ├── ValidationFailed        pre-flight checks against /object_info found problems
+    │   └── InvalidBatch            several BadInput found at once
     ├── ServerUnreachable           no answer from a server: exit 3
     ├── ServerError                 the server answered, but not as the protocol says
     │   ├── NotComfyUI              what answers is not ComfyUI (wrong port, another web app)
@@ -16,6 +15,7 @@
     ├── LaunchFailed                a ComfyUI we start (--comfyui) did not come up: exit 3
     └── JobFailed                   one job failed; the batch goes on (exit 1 at the end)
         ├── PromptRejected          POST /prompt answered 400 (node_errors)
+        ├── UnsafeServerName        the server names an output that would land outside our folder
         └── DownloadLimit           an output is larger, or slower to come, than allowed
 
 Only `cli.main` turns these into messages and exit codes.
@@ -77,16 +77,13 @@ class ValidationFailed(BadInput):
         super().__init__(file, "", text)
 
 
-class InvalidBatch(BatchError):
-    """Every problem found in a batch, reported together so one edit fixes them all."""
+class InvalidBatch(BadInput):
+    """Every problem found in a batch, reported together so one edit fixes them all; each
+    names its own file and JSON path."""
 
     def __init__(self, problems: list[BadInput]) -> None:
         self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-class UnsafePath(BatchError):
-    """A file or folder name that would escape the output directory."""
+        super().__init__(None, "", "\n".join(str(p) for p in problems))
 
 
 class ServerUnreachable(BatchError):
@@ -126,6 +123,11 @@ class JobFailed(BatchError):
 
 class PromptRejected(JobFailed):
     """POST /prompt refused the workflow (validation errors)."""
+
+
+class UnsafeServerName(JobFailed):
+    """The server named an output file or subfolder that would put it outside the output folder
+    (absolute, `..`, a drive letter, a NUL): that output is not saved, the job fails."""
 
 
 class DownloadLimit(JobFailed):

@@ -21,9 +21,7 @@ how a resumed run gets the very same texts.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 import random
 import re
@@ -110,12 +108,6 @@ class Job:
     made_of: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)  # name -> JSON path it came from
     draws: Draws | None = None
-
-    @property
-    def key(self) -> str:
-        """A stable identity: the same batch entry with the same values has the same key."""
-        blob = json.dumps([self.index, dict(self.values)], sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def where(self, name: str) -> str:
         """The JSON path a value came from, for messages."""

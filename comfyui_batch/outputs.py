@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Any, cast
 
-from .errors import Cancelled, CannotSave, UnsafePath
+from .errors import Cancelled, CannotSave, UnsafeServerName
 from .filetypes import HEAD_BYTES, mismatch
 from .journal import FileRecord
 
@@ -49,21 +49,29 @@ _EXTENSION = re.compile(r"[A-Za-z0-9]{1,12}")
 IMAGE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"})
 
 
-def check_relative_name(name: str, what: str) -> None:
-    """Refuses a name that could leave the folder it is joined to: `..`, absolute, drive letters."""
-    if not name:
-        return
+def escape_problem(name: str) -> str | None:
+    """Why `name` could leave the folder it is joined to (`..`, absolute, a drive letter, a NUL);
+    None when it cannot."""
     for flavour in (PurePosixPath(name), PureWindowsPath(name)):
         if flavour.is_absolute() or flavour.drive or flavour.root or ".." in flavour.parts:
-            raise UnsafePath(f"refusing {what} {name!r}: it would put a file outside the output directory")
+            return "it would put a file outside the output directory"
     if "\0" in name:
-        raise UnsafePath(f"refusing {what} {name!r}: it holds a NUL character")
+        return "it holds a NUL character"
+    return None
 
 
-def check_prefix(prefix: str) -> None:
-    check_relative_name(prefix, "filename_prefix")
+def check_server_name(name: str, what: str) -> None:
+    """Refuses a name the server gave that would not stay inside our output folder."""
+    problem = escape_problem(name)
+    if problem:
+        raise UnsafeServerName(f"refusing {what} {name!r}: {problem}")
+
+
+def prefix_name_problem(prefix: str) -> str | None:
+    """Why `filename_prefix` cannot start an output's name; None when it can."""
     if "/" in prefix or "\\" in prefix:
-        raise UnsafePath(f"refusing filename_prefix {prefix!r}: it must be a plain name, without folders")
+        return "it must be a plain name, without folders"
+    return escape_problem(prefix)
 
 
 def extension_of(filename: str) -> str:
@@ -116,7 +124,8 @@ class OutputFolder:
     `close` at the end."""
 
     def __init__(self, directory: Path, prefix: str, clock: Callable[[], datetime] = datetime.now) -> None:
-        check_prefix(prefix)
+        if prefix_name_problem(prefix):  # the batch's loader refuses such a prefix, with its file
+            raise ValueError(f"unusable filename prefix {prefix!r}")
         self.directory = directory
         self.prefix = prefix
         self._clock = clock

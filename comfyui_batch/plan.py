@@ -31,7 +31,7 @@ def resolve(batch: Batch, workflow: Workflow, jobs: list[Job]) -> list[PlannedJo
     found: dict[str, tuple[str, int]] = {}  # JSON path -> (the first problem there, jobs it is in)
     for job in jobs:
         for name, value in job.values.items():
-            problem = workflow.check_value(targets[name], value) if name in targets else None
+            problem = workflow.type_problem(targets[name], value) if name in targets else None
             if problem:
                 first, count = found.get(job.where(name), (problem, 0))
                 found[job.where(name)] = (first, count + 1)
@@ -106,7 +106,7 @@ def raise_all(problems: list[BadInput]) -> None:
         raise problems[0] if len(problems) == 1 else InvalidBatch(problems)
 
 
-def with_values(plan: PlannedJob, values: Iterable[tuple[Target, Any]]) -> PlannedJob:
+def overlaid_with(plan: PlannedJob, values: Iterable[tuple[Target, Any]]) -> PlannedJob:
     """The same job with more values set in its graph (e.g. server names of uploaded images);
     job.values, which the manifest records, stay as the user wrote them."""
     return PlannedJob(plan.job, partial(_overlaid, plan.graph, tuple(values)), plan.targets, plan.models)

@@ -38,7 +38,7 @@ class Preflight:
     warnings: tuple[str, ...] = ()  # for the user, before anything runs
 
 
-def prepare(
+def prepare_jobs(
     batch: Batch,
     jobs: list[Job],
     definitions: NodeDefinitions | None,

@@ -33,9 +33,9 @@ from .errors import BadInput, CannotSave, ServerUnreachable
 from .expand import DEFAULT_MAX_JOBS, check_size
 from .journal import Journal, RunRecord, manifest_path, read_journal
 from .order import with_models
-from .outputs import OutputFolder, check_prefix, holds, tidy
+from .outputs import OutputFolder, holds, tidy
 from .plan import PlannedJob, job_graphs
-from .preflight import Preflight, prepare, upload
+from .preflight import Preflight, prepare_jobs, upload
 from .present import PresentOptions, read_grid
 from .progress import Console, ConsoleReporter, Reporter
 from .results import SKIPPED, JobResult, Summary
@@ -72,7 +72,6 @@ def run_batch(options: RunOptions, console: Console, stop: StopRequest | None = 
     grid = read_grid(batch)
     check_size(batch.expansion, options.max_jobs)  # counted before any job is made
     jobs = expand_jobs(batch, batch_rng(batch, options.random_seed))
-    check_prefix(batch.save.filename_prefix)
     reporter = ConsoleReporter(console)
     for warning in batch.warnings:
         reporter.warning(warning)
@@ -229,7 +228,7 @@ def reach_servers(
         except ServerUnreachable as e:
             unreachable.append(e)
     if unreachable and not replies:
-        prepare(batch, jobs, None, validate=False)
+        prepare_jobs(batch, jobs, None, validate=False)
         if not options.dry_run:
             raise unreachable[0]
         return None
@@ -245,8 +244,8 @@ def preflight(
     """Resolves every job and, unless told not to, validates it against every server's nodes
     and models: a typo in a model name is caught now, not after hours of queue."""
     if definitions is None:
-        return prepare(batch, jobs, None, validate=False)
-    checked = prepare(batch, jobs, definitions[0], validate=options.validate)
+        return prepare_jobs(batch, jobs, None, validate=False)
+    checked = prepare_jobs(batch, jobs, definitions[0], validate=options.validate)
     if options.validate:
         for other in definitions[1:]:
             check(

@@ -32,7 +32,7 @@ from .batchfiles import local_path
 from .comfy.validate import ANNOTATED_SUFFIXES
 from .errors import BadInput, ServerError
 from .outputs import CorruptOutput, check_image
-from .plan import PlannedJob, raise_all, with_values
+from .plan import PlannedJob, overlaid_with, raise_all
 from .quoting import shown, shown_path
 from .userfiles import path_problem
 from .workflow import Target, Workflow
@@ -150,7 +150,7 @@ def with_uploaded(
     for use in images.uses:
         server_name = names[use.image.sha256] if names is not None else use.image.upload_name
         by_job[use.job].append((use.target, server_name))
-    return [with_values(plan, by_job[plan.job.index]) if plan.job.index in by_job else plan for plan in plans]
+    return [overlaid_with(plan, by_job[plan.job.index]) if plan.job.index in by_job else plan for plan in plans]
 
 
 def _is_image_input(workflow: Workflow, target: Target) -> bool:

@@ -184,7 +184,7 @@ class Workflow:
             return ""
         return " (this workflow has no titles: its nodes have no _meta.title; export it again with a recent ComfyUI, or name the node by class_type or node id)"
 
-    def check_value(self, target: Target, value: Any) -> str | None:
+    def type_problem(self, target: Target, value: Any) -> str | None:
         """Why `value` does not fit where `target` points, or None. Links and unknowns pass."""
         current = self.graph[target.node_id][target.section][target.field]
         expected = _expected_type(current)

@@ -58,6 +58,7 @@ IMAGE_BATCH = "batchs_files/image-test.json"
 IMAGE_WORKFLOW = "workflows-files/image-test-API.json"
 MAX_LINE = 1_000  # characters in one line of stderr: values are shortened in messages
 CASE_SECONDS = 20.0
+REAL_MAX_JOBS = 12
 
 
 class Raw:
@@ -151,7 +152,9 @@ def run_case(case: Case, folder: Path, server: str, *, real: bool = False, secon
         step(folder)
     export = [] if real or "--export-workflows" in case.args else ["--export-workflows", str(folder / "exported")]
     argv = [case.batch, "--server", case.server if case.server is not None else server]
-    argv += [*([] if real else ["--dry-run", *export]), *case.args]
+    # A real run is capped at a few jobs (a mutated sweep can make hundreds): the time bound is
+    # for hangs, not for how much work a case asked for. A case's own --max-jobs comes later and wins.
+    argv += [*(["--max-jobs", str(REAL_MAX_JOBS)] if real else ["--dry-run", *export]), *case.args]
     out, err = io.StringIO(), io.StringIO()
     previous_dir = Path.cwd()
     os.chdir(folder)

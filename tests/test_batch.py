@@ -93,14 +93,6 @@ def test_random_is_drawn_for_any_item_aimed_at_a_seed_field(tmp_path: Path) -> N
     assert job.values["text"] == "random"  # only seeds are drawn; text stays as written
 
 
-def test_job_key_is_stable_and_depends_on_values(tmp_path: Path) -> None:
-    write(tmp_path / "wf.json", {})
-    batch = load_batch(write(tmp_path / "b.json", batch_data()), cwd=tmp_path)
-    first, again = expand_jobs(batch, random.Random(3)), expand_jobs(batch, random.Random(3))
-    assert [j.key for j in first] == [j.key for j in again]
-    assert first[0].key != first[1].key
-
-
 def test_generic_prompts_may_be_absent(tmp_path: Path) -> None:
     write(tmp_path / "wf.json", {})
     data = batch_data()

@@ -16,6 +16,17 @@ import pytest
 from batchkit import get_json, history_ids, image_workflow, manifest_records, run_cli, wait_for, write_batch
 from comfy_server import ComfyServer, free_port
 
+from comfyui_batch.cli import failure
+from comfyui_batch.errors import (
+    BadInput,
+    BatchError,
+    CannotSave,
+    InvalidBatch,
+    NotComfyUI,
+    ServerError,
+    ServerUnreachable,
+)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -81,7 +92,7 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], None], list[str]]] = [
     (
         "prefix escaping the output folder",
         lambda p: _edit_batch(p, lambda d: d["parameters"]["save_images"].update(filename_prefix="../up")),
-        ["refusing filename_prefix '../up'"],
+        ["filename_prefix: refusing '../up'"],
     ),
 ]
 
@@ -176,3 +187,22 @@ def _queue_foreign_prompt(url: str) -> str:
     request = urllib.request.Request(f"{url}/prompt", data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return str(json.load(response)["prompt_id"])
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "says"),
+    [
+        (BadInput(Path("b.json"), "prompts[0].seed", "expected an integer"), 2, "b.json, prompts[0].seed: expected"),
+        (InvalidBatch([BadInput("b.json", "a", "x"), BadInput("b.json", "b", "y")]), 2, "b.json, b: y"),
+        (ServerUnreachable("http://10.0.0.9:8188", "refused"), 3, "cannot reach ComfyUI at http://10.0.0.9:8188"),
+        (NotComfyUI("http://h:80 answers, but not as ComfyUI"), 3, "not as ComfyUI"),
+        (ServerError("/queue: expected an object"), 3, "the server misbehaved: /queue"),
+        (CannotSave("no space left on device"), 1, "no space left"),
+    ],
+    ids=["bad input", "several", "unreachable", "not comfyui", "misbehaving server", "full disk"],
+)
+def test_each_kind_of_error_has_its_documented_exit_code(error: BatchError, code: int, says: str) -> None:
+    exit_code, message = failure(error, launching=False)
+    assert (exit_code, message.startswith("error: ")) == (code, True)
+    assert says in message
+    assert ("nothing was queued." in message) == (code == 2)

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from comfyui_batch.errors import Cancelled, CannotSave, UnsafePath
+from comfyui_batch.errors import Cancelled, CannotSave, UnsafeServerName
 from comfyui_batch.journal import FileRecord
 from comfyui_batch.outputs import (
     TEMP_FOLDER,
     CorruptOutput,
     OutputFolder,
     TempArea,
-    check_prefix,
-    check_relative_name,
+    check_server_name,
     extension_of,
     holds,
+    prefix_name_problem,
 )
 
 NOON = datetime(2026, 11, 21, 12, 0, 5)
@@ -197,19 +197,18 @@ def test_only_dead_runs_temporary_folders_are_swept(tmp_path: Path) -> None:
     ["../evil.png", "/etc/passwd", "C:\\evil.png", "C:evil.png", "a/../../b.png", "..\\x.png", "\\\\host\\share\\x"],
 )
 def test_names_that_escape_are_refused(name: str) -> None:
-    with pytest.raises(UnsafePath):
-        check_relative_name(name, "file name from the server")
+    with pytest.raises(UnsafeServerName):
+        check_server_name(name, "file name from the server")
 
 
 @pytest.mark.parametrize("name", ["ComfyUI_00001_.png", "sub/dir", "my..name.png"])
 def test_ordinary_names_pass(name: str) -> None:
-    check_relative_name(name, "file name")
+    check_server_name(name, "file name")
 
 
 @pytest.mark.parametrize("prefix", ["../up", "a/b", "C:x", "/abs"])
 def test_prefix_must_be_a_plain_name(prefix: str) -> None:
-    with pytest.raises(UnsafePath):
-        check_prefix(prefix)
+    assert prefix_name_problem(prefix)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from comfyui_batch.comfy.validate import check, validate
 from comfyui_batch.dryrun import describe_jobs, export_workflows
 from comfyui_batch.errors import BadInput, ConversionError, ValidationFailed
 from comfyui_batch.plan import resolve
-from comfyui_batch.preflight import prepare
+from comfyui_batch.preflight import prepare_jobs
 from comfyui_batch.workflow import load_workflow
 
 DATA = Path(__file__).parent / "data"
@@ -159,11 +159,11 @@ def test_the_whole_preflight_as_the_cli_runs_it(object_info: dict[str, Any], tmp
     batch = load_batch(path)
     jobs = expand_jobs(batch, random.Random(3))
     with pytest.raises(ValidationFailed) as e:
-        prepare(batch, jobs, object_info)
+        prepare_jobs(batch, jobs, object_info)
     assert "all 2 jobs: node 4 (CheckpointLoaderSimple), input 'ckpt_name'" in str(e.value)
     assert "all 2 jobs: node 10 (VAELoader), input 'vae_name'" in str(e.value)
 
-    skipped = prepare(batch, jobs, object_info, validate=False)  # --no-validate
+    skipped = prepare_jobs(batch, jobs, object_info, validate=False)  # --no-validate
     assert not skipped.validated and skipped.workflow.from_ui
     lines = describe_jobs(skipped.plans, batch.items)
     assert lines[0] == "job 1: seed 1 | positive='a red fox'"
@@ -177,13 +177,13 @@ def test_a_dry_run_without_a_server_resolves_and_skips_validation(tmp_path: Path
         tmp_path, {"seed": {"class_type": "KSampler", "input": "seed"}}, [{"seed": 5}], ui=json.loads(API.read_text())
     )
     batch = load_batch(path)
-    preflight = prepare(batch, expand_jobs(batch, random.Random(0)), None)
+    preflight = prepare_jobs(batch, expand_jobs(batch, random.Random(0)), None)
     assert not preflight.validated
     assert describe_jobs(preflight.plans) == ["job 1: seed 5"]  # the seed item is the seed: not repeated
     with pytest.raises(
         BadInput, match="needs the node definitions of a reachable server"
     ):  # a GUI workflow needs a server
-        prepare(load_batch(ui_batch(tmp_path, {"seed": "3,inputs,seed"}, [{"seed": 5}])), [], None)
+        prepare_jobs(load_batch(ui_batch(tmp_path, {"seed": "3,inputs,seed"}, [{"seed": 5}])), [], None)
 
 
 def test_a_gui_workflow_with_nothing_to_run_is_bad_input(object_info: dict[str, Any], tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from comfyui_batch.comfy.nodes import NodeDefinitions
 from comfyui_batch.comfy.validate import validate
 from comfyui_batch.errors import BadInput, InvalidBatch
 from comfyui_batch.plan import PlannedJob, resolve
-from comfyui_batch.preflight import prepare, upload
+from comfyui_batch.preflight import prepare_jobs, upload
 from comfyui_batch.uploads import find_local_images, upload_images, with_uploaded
 from comfyui_batch.workflow import Workflow, load_workflow
 
@@ -175,11 +175,13 @@ def test_an_image_is_uploaded_once_for_two_jobs_and_inverted_by_the_server(
             == []
         )
 
+        before = {p.name for p in comfy_server.input_dir.glob("batch-*")}  # other tests share the server
         names = upload_images(images, [client])
         again = upload_images(images, [client])  # a re-run
         (name,) = names.values()
         assert again == names and name == images.files[0].upload_name
-        assert [p.name for p in comfy_server.input_dir.glob("batch-*")] == [name]  # one copy, even after a re-run
+        added = {p.name for p in comfy_server.input_dir.glob("batch-*")} - before
+        assert added == {name}  # one copy, even after a re-run
         assert (comfy_server.input_dir / name).read_bytes() == source.read_bytes()
 
         for plan in with_uploaded(plans, images, names):
@@ -201,8 +203,8 @@ def test_prepare_then_upload_queues_the_servers_names_and_uploads_only_after_val
     with ComfyClient(ServerAddress.parse(comfy_server.url)) as client:
         info = NodeDefinitions.parse(client.object_info())
         with pytest.raises(BadInput, match=r"'missing-on-server\.png' not found"):
-            prepare(batch, jobs, info)
-        preflight = prepare(batch, jobs[:1], info)
+            prepare_jobs(batch, jobs, info)
+        preflight = prepare_jobs(batch, jobs[:1], info)
         assert preflight.validated
         (name,) = preflight.images.pending_names()
         assert not (comfy_server.input_dir / name).exists()  # nothing uploaded before the run

@@ -51,12 +51,12 @@ def test_unknown_field_lists_the_fields_the_node_has() -> None:
     ],
 )
 def test_values_must_have_the_type_the_workflow_has(field: str, value: object, fits: bool) -> None:
-    problem = workflow().check_value(Target("3", "inputs", field), value)
+    problem = workflow().type_problem(Target("3", "inputs", field), value)
     assert (problem is None) == fits
 
 
 def test_random_outside_a_seed_says_why() -> None:
-    problem = workflow().check_value(Target("3", "inputs", "cfg"), "random")
+    problem = workflow().type_problem(Target("3", "inputs", "cfg"), "random")
     assert problem is not None and "only for seed and noise_seed" in problem
 
 

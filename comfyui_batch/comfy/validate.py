@@ -238,7 +238,7 @@ class _Checker:
         for name, value in inputs.items():
             declared_input = live.get(name)
             if declared_input is not None and not isinstance(value, list):
-                message = check_value(value, declared_input, self._pending)
+                message = value_problem(value, declared_input, self._pending)
                 if message:
                     yield name, message
 
@@ -347,7 +347,7 @@ def _is_link(value: Any) -> TypeGuard[list[Any]]:
     )
 
 
-def check_value(value: Any, declared: Input, pending: Collection[str] = ()) -> str | None:
+def value_problem(value: Any, declared: Input, pending: Collection[str] = ()) -> str | None:
     """Why a constant `value` does not fit the input `declared`, or None."""
     if isinstance(value, Mapping) and "__value__" in value:
         return _check_literal_list(value["__value__"], declared, pending)
