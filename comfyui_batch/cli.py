@@ -10,7 +10,6 @@ import os
 import shlex
 import shutil
 import signal
-import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,12 +18,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
-from typing import Final, NoReturn, TextIO
+from typing import TYPE_CHECKING, Final, NoReturn, TextIO
 
 from . import __version__
 from .batch import DEFAULT_BATCH_FILE
-from .comfy.address import tls_context
-from .comfy.client import DEFAULT_SERVER, ClientOptions, Limits, ServerAddress
+from .comfy.address import DEFAULT_SERVER, ServerAddress, tls_context
 from .comfy.launcher import (
     DEFAULT_READY_TIMEOUT,
     LaunchOptions,
@@ -34,6 +32,7 @@ from .comfy.launcher import (
     local_servers,
     parse_gpus,
 )
+from .comfy.limits import ClientOptions, Limits
 from .errors import (
     AccessDenied,
     BadInput,
@@ -48,9 +47,11 @@ from .policy import MAX_LOSSES, STALL_SECONDS
 from .present import PresentOptions
 from .progress import Console
 from .quoting import shown, shown_path
-from .runner import RunOptions, run_batch
 from .scheduler import STOP_GRACE_SECONDS, SchedulerOptions, StopRequest
 from .userfiles import path_problem, read_bytes, writable_problem
+
+if TYPE_CHECKING:
+    from .runner import RunOptions
 
 TOKEN_VARIABLE = "COMFYUI_TOKEN"
 # Bounds on option values: past them a value is a typo, and a larger wait would overflow a timer.
@@ -149,6 +150,8 @@ def main(
     stop = StopRequest()
     try:
         with second_interrupt_exits_at_once(stop, restore=not whole_process):
+            from .runner import run_batch  # not for --help and mistyped options: they answer at once
+
             summary = run_batch(options, Console(stdout, stderr, quiet), stop)
     except BatchError as e:
         code, message = failure(e, launching=options.launch is not None)
@@ -260,6 +263,8 @@ def resume_hint(program: Program, argv: Sequence[str]) -> str:
 
 
 def run_options(args: argparse.Namespace, rerun: str) -> tuple[RunOptions, bool]:
+    from .runner import RunOptions
+
     addresses = server_addresses(args)
     launch = launch_options(args, addresses)
     if launch is not None and args.gpus:
@@ -274,6 +279,7 @@ def run_options(args: argparse.Namespace, rerun: str) -> tuple[RunOptions, bool]
             retry_for=args.retry_for,
             fail_fast=args.fail_fast,
             sequential=args.sequential,
+            keep_order=args.keep_order,
         ),
         resume=args.resume,
         validate=not args.no_validate,
@@ -319,6 +325,8 @@ def client_options(args: argparse.Namespace) -> ClientOptions:
         max_download_bytes=int(args.max_download_mb * 1024 * 1024),
     )
     if args.ca_cert is not None:
+        import ssl  # only with --ca-cert: ssl (and httpx, in tls_context) is no cost to --help
+
         read_bytes(args.ca_cert, "--ca-cert file")  # a regular file, read with a bound
         try:
             tls_context(args.ca_cert)
@@ -436,6 +444,12 @@ def build_parser(program: Program = INSTALLED) -> argparse.ArgumentParser:
         "--sequential",
         action="store_true",
         help="the original script's way: one job at a time, downloaded before the next is queued (slower)",
+    )
+    parser.add_argument(
+        "--keep-order",
+        action="store_true",
+        help="run jobs in the order written; by default, jobs that load the same models (checkpoint, "
+        "LoRA, text encoder, VAE) run one after another, so each is loaded once",
     )
     parser.add_argument(
         "--timeout", type=_positive_float, metavar="SECONDS", help="give up on a job running longer than this"

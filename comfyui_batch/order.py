@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from .comfy.nodes import NodeDefinitions
+if TYPE_CHECKING:
+    from .comfy.nodes import NodeDefinitions
+    from .plan import PlannedJob
 
 # Output types that hold weights loaded from disk (what a switch between jobs would reload).
 MODEL_TYPES: Final = frozenset(
@@ -52,7 +55,8 @@ def model_key(graph: Mapping[str, Any], definitions: NodeDefinitions | None = No
     loaders nearest the files first (a checkpoint before the LoRA applied to it), so that jobs
     sharing a checkpoint stay together even when their LoRAs differ. Without definitions, a
     node is taken to load a model when an input names a model file (`*_name` combos)."""
-    loaders = {str(i): n for i, n in graph.items() if isinstance(n, Mapping) and _gives_models(n, definitions)}
+    ids = loader_ids(graph, definitions)
+    loaders = {str(i): n for i, n in graph.items() if str(i) in ids}
     depth: dict[str, int] = {}
 
     def depth_of(node_id: str, seen: frozenset[str] = frozenset()) -> int:
@@ -74,6 +78,39 @@ def model_key(graph: Mapping[str, Any], definitions: NodeDefinitions | None = No
         )
         for node_id in ordered
     )
+
+
+def with_models(
+    plans: Iterable[PlannedJob], workflow: Mapping[str, Any], definitions: NodeDefinitions | None
+) -> list[PlannedJob]:
+    """Each plan with its model key. A job whose values reach no loader loads what the
+    workflow loads, so only the jobs that set a loader's input (a checkpoint sweep) have their
+    graph built for it: 10,000 jobs cost next to nothing."""
+    loaders = loader_ids(workflow, definitions)
+    common = model_key(workflow, definitions)
+    return [
+        replace(plan, models=model_key(plan.graph(), definitions) if _sets_a_loader(plan, loaders) else common)
+        for plan in plans
+    ]
+
+
+def loader_ids(graph: Mapping[str, Any], definitions: NodeDefinitions | None = None) -> frozenset[str]:
+    """The nodes of `graph` that load models."""
+    return frozenset(str(i) for i, n in graph.items() if isinstance(n, Mapping) and _gives_models(n, definitions))
+
+
+def _sets_a_loader(plan: PlannedJob, loaders: frozenset[str]) -> bool:
+    return any(target.node_id in loaders for target in plan.targets.values())
+
+
+def shared_prefix(key: ModelKey, other: ModelKey | None) -> int:
+    """How many loaders, nearest the files first, two keys have in common."""
+    count = 0
+    for mine, theirs in zip(key, other or (), strict=False):
+        if mine != theirs:
+            break
+        count += 1
+    return count
 
 
 def grouped(items: Sequence[T], key: Callable[[T], ModelKey]) -> list[T]:

@@ -3,9 +3,10 @@ overwrite.
 
 A save downloads into this run's temporary folder, `.comfyui-batch/<run>/` inside the output
 folder, where no output can ever be (outputs are plain names in the output folder itself).
-When the bytes are complete, synced and checked, a free final name is chosen, announced to the
-caller (who journals it, see journal.FileRecord), and only then given to the file, by a hard
-link that fails rather than overwrite. So after a crash at any moment the journal names every
+When the bytes are complete, synced and checked (`stage`), a free final name is chosen,
+announced to the caller (who journals it, see journal.FileRecord), and only then given to the
+file, by a hard link that fails rather than overwrite (`name`). Between the two, staged bytes
+may wait for a confirmation (collect.EarlyOutputs); unnamed, they are never an output. So after a crash at any moment the journal names every
 file that may have appeared, and `holds` tells whether it did.
 
 Only files this tool provably made are ever removed: its own temporary files, temporary folders
@@ -27,8 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Any, cast
-
-from PIL import Image, UnidentifiedImageError
 
 from .errors import Cancelled, CannotSave, UnsafeServerName
 from .filetypes import HEAD_BYTES, mismatch
@@ -94,6 +93,22 @@ class SavedFile:
     sha256: str
 
 
+@dataclass(frozen=True)
+class Staged:
+    """An output's bytes, complete and checked, in the run's temporary folder: not a file of
+    the output folder until `OutputFolder.name` gives it a name."""
+
+    temp: Path
+    extension: str
+    source: str  # the server's name for it
+    size: int
+    sha256: str
+
+    def discard(self) -> None:
+        """Drops the bytes (after naming, only the temporary name goes: the file keeps its own)."""
+        _remove_quietly(self.temp)
+
+
 # Called with the final path, size and SHA-256 before the file gets that name; it must make
 # the name durable (journal it) before returning, and may raise to stop the save.
 Announce = Callable[[Path, int, str], None]
@@ -141,6 +156,12 @@ class OutputFolder:
         """Calls `write(file)` into a temporary file, checks the content, announces the final
         name and gives it to the file. Raises CorruptOutput (the bytes are not what the name
         says), Cancelled (`stop` was set) or CannotSave (our disk)."""
+        return self.name(self.stage(write, source_name, stop), announce, stop)
+
+    def stage(self, write: Callable[[IO[bytes]], Any], source_name: str, stop: threading.Event | None = None) -> Staged:
+        """The first half of `save`: the bytes written, synced and checked in this run's
+        temporary folder, without a name yet (`name` gives one, `Staged.discard` drops them).
+        Raises as `save` does."""
         assert self._temp is not None, "prepare() first"
         extension = extension_of(source_name)
         temp = self._temp.new_file()
@@ -151,12 +172,24 @@ class OutputFolder:
                 handle.flush()
                 os.fsync(handle.fileno())
             check_content(temp, extension, source_name)
-            final = self._give_name(temp, extension, sink.size, sink.sha256(), announce, stop)
-            return SavedFile(final, source_name, sink.size, sink.sha256())
+            return Staged(temp, extension, source_name, sink.size, sink.sha256())
         except OSError as e:
-            raise CannotSave(f"cannot save {source_name} in {self.directory}: {e.strerror or e}") from None
-        finally:
             _remove_quietly(temp)
+            raise CannotSave(f"cannot save {source_name} in {self.directory}: {e.strerror or e}") from None
+        except BaseException:
+            _remove_quietly(temp)
+            raise
+
+    def name(self, staged: Staged, announce: Announce, stop: threading.Event | None = None) -> SavedFile:
+        """The second half of `save`: announces a free final name and gives it to the staged
+        file. Raises Cancelled (`stop` was set, or the folder is closed) or CannotSave."""
+        try:
+            final = self._give_name(staged.temp, staged.extension, staged.size, staged.sha256, announce, stop)
+            return SavedFile(final, staged.source, staged.size, staged.sha256)
+        except OSError as e:
+            raise CannotSave(f"cannot save {staged.source} in {self.directory}: {e.strerror or e}") from None
+        finally:
+            staged.discard()
 
     def _give_name(
         self, temp: Path, extension: str, size: int, digest: str, announce: Announce, stop: threading.Event | None
@@ -202,6 +235,9 @@ def check_content(path: Path, extension: str, source_name: str) -> None:
 
 
 def check_image(path: Path, source_name: str) -> None:
+    # Pillow is loaded at the first image saved, not at start-up: by then the GPU has work.
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as image:
             image.load()

@@ -10,6 +10,7 @@ from typing import Any
 
 from .batch import Batch, Job
 from .errors import BadInput, InvalidBatch
+from .order import ModelKey
 from .workflow import Graph, Target, Workflow
 
 
@@ -18,6 +19,7 @@ class PlannedJob:
     job: Job
     graph: Callable[[], Mapping[str, Any]]  # built at submission, so memory stays flat
     targets: Mapping[str, Target] = field(default_factory=dict)  # where each of job.values goes
+    models: ModelKey = ()  # what it loads (order.model_key), once known
 
 
 def resolve(batch: Batch, workflow: Workflow, jobs: list[Job]) -> list[PlannedJob]:
@@ -107,7 +109,7 @@ def raise_all(problems: list[BadInput]) -> None:
 def overlaid_with(plan: PlannedJob, values: Iterable[tuple[Target, Any]]) -> PlannedJob:
     """The same job with more values set in its graph (e.g. server names of uploaded images);
     job.values, which the manifest records, stay as the user wrote them."""
-    return PlannedJob(plan.job, partial(_overlaid, plan.graph, tuple(values)), plan.targets)
+    return PlannedJob(plan.job, partial(_overlaid, plan.graph, tuple(values)), plan.targets, plan.models)
 
 
 def _targets_of(job: Job, targets: Mapping[str, Target]) -> dict[str, Target]:

@@ -2,6 +2,10 @@
 goes next and where, when a failing or silent server is asked again, handed off or given up
 on, when a job has run too long, and how often a lost job is posted again.
 
+Which job goes next follows the models each job loads (order.py): jobs wait in lanes of equal
+models, and a server keeps taking from the lane it last loaded. So one server loads each
+checkpoint once, and several servers each keep their own, as long as none is left idle.
+
 Time comes in as arguments: `now` in monotonic seconds for waits and deadlines, epoch seconds
 for what is recorded (`queued_at`, `started_at`). The state here is owned by the scheduler's
 one thread; the scheduler makes the calls and reports what happened.
@@ -10,12 +14,18 @@ one thread; the scheduler makes the calls and reports what happened.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, MutableMapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from .plan import PlannedJob
+from .early import EarlyOutputs
+from .order import ModelKey, shared_prefix
 from .results import ServerStats
+
+if TYPE_CHECKING:
+    from .plan import PlannedJob
 
 # Silence from a server with work before we ask it directly (events can be missed).
 QUIET_LOOKUP_SECONDS = 2.0
@@ -50,10 +60,54 @@ class Task:
     saved: MutableMapping[str, str] = field(default_factory=dict)
     saved_before: int = 0  # how many of them earlier runs saved
     losses: int = 0  # times a server lost it
+    models: ModelKey = ()  # its lane: what it loads (order.model_key), or () for every job (--keep-order)
 
     @property
     def index(self) -> int:
         return self.plan.job.index
+
+
+class Waiting:
+    """The jobs waiting to be posted, in lanes of equal `Task.models`: lanes in the order they
+    were first seen, each lane in the order its jobs were written."""
+
+    def __init__(self) -> None:
+        self._lanes: dict[ModelKey, deque[Task]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(lane) for lane in self._lanes.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._lanes)
+
+    def __iter__(self) -> Iterator[Task]:
+        return (task for lane in self._lanes.values() for task in lane)
+
+    @property
+    def lanes(self) -> Mapping[ModelKey, Sequence[Task]]:
+        return self._lanes
+
+    def append(self, task: Task) -> None:
+        self._lanes.setdefault(task.models, deque()).append(task)
+
+    def put_back(self, task: Task) -> None:
+        """A job to post again (lost, handed off): first of its lane, and its lane first if it
+        had none left."""
+        if task.models not in self._lanes:
+            self._lanes = {task.models: deque(), **self._lanes}
+        self._lanes[task.models].appendleft(task)
+
+    def remove(self, task: Task) -> None:
+        lane = self._lanes[task.models]
+        if lane[0] is task:
+            lane.popleft()
+        else:
+            lane.remove(task)
+        if not lane:
+            del self._lanes[task.models]
+
+    def clear(self) -> None:
+        self._lanes.clear()
 
 
 @dataclass(eq=False)
@@ -71,6 +125,10 @@ class Flight:
     confirmed: bool = True  # the server answered the POST (false for an earlier run's `submitting`)
     done: bool = False  # the server said it finished while our POST was still unanswered
     collect_attempts: int = 0
+    early: EarlyOutputs = field(default_factory=EarlyOutputs)  # outputs seen before it ended
+    streams_to: frozenset[str] = frozenset()  # its nodes that send their images over the socket
+    stream_losses: int = 0  # its server's count of WebSocket losses when it was posted
+    seen_finished: bool = False  # the history said it ended before its socket did
 
 
 @dataclass(eq=False)
@@ -83,8 +141,11 @@ class ServerState:
     posting_since: float | None = None  # when the POST under way was sent
     looking_since: float | None = None  # when the lookup under way was sent
     look_now: bool = False  # something happened that only a lookup can tell
+    stream_losses: int = 0  # times its WebSocket was lost: images streamed meanwhile may be missing
+    progress_of: tuple[str, str] | None = None  # (prompt, node) of the last progress: a type-1 image's
     last_news: float = 0.0  # any event, answer or finished download
     abandoned: set[str] = field(default_factory=set)  # our prompt ids there now run elsewhere
+    models: ModelKey | None = None  # the lane of the last job posted there: what it will have loaded
     submit_seconds: float = 0.0  # smoothed POST /prompt round trip
     job_seconds: float = 0.0  # smoothed execution time of our jobs
     stats: ServerStats = field(default_factory=ServerStats)
@@ -148,17 +209,47 @@ def has_room(server: ServerState, now: float, fixed: int | None, sequential: boo
 
 
 def next_assignment(
-    todo: Sequence[Task], servers: Sequence[ServerState], room: Callable[[ServerState], bool]
+    todo: Waiting, servers: Sequence[ServerState], room: Callable[[ServerState], bool]
 ) -> tuple[Task, ServerState] | None:
-    """Which job next, for which server: the first job waiting, to the least-loaded server with
-    room, so a faster server naturally takes more of the batch. Replaceable (model-aware
-    ordering, affinity) as long as it picks from `todo` and from servers with room."""
+    """Which job next, for which server: the least-loaded server with room (so a faster one
+    takes more of the batch) gets the first job of the lane `pick_lane` chooses for it; one
+    that would only take a job another server is about to run gets none for now."""
     if not todo:
         return None
-    open_servers = [s for s in servers if room(s)]
-    if not open_servers:
-        return None
-    return todo[0], min(open_servers, key=lambda s: len(s.flights))
+    for server in sorted((s for s in servers if room(s)), key=lambda s: len(s.flights)):
+        holders = Counter(s.models for s in servers if s is not server and s.flights)
+        lane = pick_lane(todo.lanes, server.models, holders, idle=not server.flights)
+        if lane is not None:
+            return todo.lanes[lane][0], server
+    return None
+
+
+def pick_lane(
+    lanes: Mapping[ModelKey, Sequence[Task]],
+    loaded: ModelKey | None,
+    holders: Mapping[ModelKey | None, int],
+    idle: bool,
+) -> ModelKey | None:
+    """The lane a server takes from: the one it has loaded; else the first that no other
+    busy server has loaded (lanes come grouped, so that is the one closest to the last); else
+    one the others have, rather than leave this server idle: the closest to what it has (the
+    same checkpoint under another LoRA), then the longest. None when this server still has
+    work and every lane has no more jobs than servers running it (they take them next).
+    `lanes` is never empty; `holders` counts the other busy servers by what they have loaded,
+    so this looks at a handful of lanes at most."""
+    if loaded is not None and loaded in lanes:
+        return loaded
+    for key in lanes:
+        if key not in holders:
+            return key
+    shared = [key for key in lanes if idle or len(lanes[key]) > holders[key]]
+    return max(shared, key=lambda key: (shared_prefix(key, loaded), len(lanes[key])), default=None)
+
+
+def images_complete(flight: Flight) -> bool:
+    """Whether a flight has every image its nodes streamed: none, or its server's socket has
+    not been lost since it was posted."""
+    return not flight.streams_to or flight.stream_losses == flight.server.stream_losses
 
 
 def lookup_due(server: ServerState, now: float) -> bool:

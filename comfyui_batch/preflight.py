@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .batch import Batch, Job
-from .comfy.client import ComfyClient
 from .comfy.nodes import ANY, Autogrow, DynamicCombo, DynamicSlot, Input, MatchType, NodeDefinitions
 from .comfy.validate import check
 from .comfy.widgets import WIDGET_TYPES
@@ -24,6 +24,9 @@ from .plan import CutLink, PlannedJob, cut_links, job_graphs, raise_all, resolve
 from .quoting import shown
 from .uploads import LocalImages, find_local_images, upload_images, with_uploaded
 from .workflow import Workflow, load_workflow
+
+if TYPE_CHECKING:
+    from .comfy.client import ComfyClient
 
 
 @dataclass(frozen=True)

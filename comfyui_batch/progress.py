@@ -16,10 +16,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from .batch import Job
 from .results import CANCELLED, JobResult, Summary
+
+if TYPE_CHECKING:
+    from .batch import Job
 
 DEFAULT_COLUMNS = 80
 CLEAR_LINE = "\r\033[K"

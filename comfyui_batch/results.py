@@ -5,10 +5,12 @@ counted as saved, and a server's busy time only counts time inside this run."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .batch import Job
 from .journal import JobRecord, Status, to_json
+
+if TYPE_CHECKING:
+    from .batch import Job
 
 OK, FAILED, CANCELLED, SKIPPED = Status.OK, Status.FAILED, Status.CANCELLED, Status.SKIPPED
 

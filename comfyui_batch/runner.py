@@ -1,8 +1,15 @@
-"""The whole data path, top to bottom: load → expand → resolve → run → collect → save."""
+"""The whole data path, top to bottom: load → expand → resolve → run → collect → save.
+
+Nothing heavy is loaded before the batch file is known to be good: HTTP (with the client) and
+the gallery (with Pillow) are imported in `run_batch` once the jobs are made, so a mistake in
+the batch is reported at once, and the converter only for a GUI-format workflow.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -12,27 +19,34 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .batch import Batch, Job, batch_rng, expand_jobs, load_batch
-from .collect import SaveTo, collect
-from .comfy.client import ClientOptions, ComfyClient, ServerAddress
-from .comfy.events import EventStream
+from .collect import Collection, SaveTo
+from .comfy.address import ServerAddress
 from .comfy.launcher import Launcher, LaunchOptions
+from .comfy.limits import ClientOptions
 from .comfy.nodes import NodeDefinitions
 from .comfy.validate import check
 from .dryrun import count_line, describe_jobs, export_workflows
 from .errors import BadInput, CannotSave, ServerUnreachable
 from .expand import DEFAULT_MAX_JOBS, check_size
 from .journal import Journal, RunRecord, manifest_path, read_journal
+from .order import with_models
 from .outputs import OutputFolder, holds, tidy
 from .plan import PlannedJob, job_graphs
 from .preflight import Preflight, prepare_jobs, upload
-from .present import Presenter, PresentOptions, open_presenter, read_grid
+from .present import PresentOptions, read_grid
 from .progress import Console, ConsoleReporter, Reporter
 from .results import SKIPPED, JobResult, Summary
 from .resume import ResumePlan, plan_resume
 from .scheduler import Collector, Scheduler, SchedulerOptions, StopRequest
 from .workflow import classes_used
+
+if TYPE_CHECKING:
+    from .comfy.client import ComfyClient
+    from .comfy.stream import EventStream
+    from .present.presenter import Presenter
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,7 @@ def run_batch(options: RunOptions, console: Console, stop: StopRequest | None = 
         reporter.warning(f"{batch.path} has no jobs (its 'prompts' list is empty): nothing to run")
         return Summary(0, [], 0.0)
     todo = what_is_left(batch, jobs, reporter) if options.resume else ResumePlan.fresh(jobs)
+    from .comfy.client import ComfyClient  # the batch is good: now HTTP, see the docstring
 
     with ExitStack() as stack:
         stack.callback(reporter.close)  # the live line is off the screen before any error message
@@ -76,6 +91,8 @@ def run_batch(options: RunOptions, console: Console, stop: StopRequest | None = 
         # The WebSockets connect while the batch is checked.
         streams = {} if options.dry_run else listen(clients, client_id, scheduler)
         stack.callback(close_streams, streams)
+        if not options.dry_run:
+            preload("comfyui_batch.present.presenter")  # while the servers answer: the CPU is free
         definitions = reach_servers(batch, todo.wanted, clients, options, reporter)
         checked = preflight(batch, todo.wanted, definitions, options)
         for warning in checked.warnings:
@@ -83,8 +100,11 @@ def run_batch(options: RunOptions, console: Console, stop: StopRequest | None = 
         if options.dry_run:
             return dry_run(checked, batch, options, console, reporter, total=len(jobs))
         target, journal = open_outputs(batch, stack)
-        plans = {p.job.index: p for p in upload(checked, clients)}
+        models = definitions[0] if definitions else None  # which nodes load models (order.py)
+        plans = {p.job.index: p for p in with_models(upload(checked, clients), checked.workflow.graph, models)}
         journal.append(run_record(batch, jobs, options))
+        from .present.presenter import open_presenter  # loaded by preload(), or being loaded
+
         presenter = open_presenter(
             batch, grid, options.present, todo.done, todo.wanted, journal.path, journal.append, options.resume
         )
@@ -94,7 +114,7 @@ def run_batch(options: RunOptions, console: Console, stop: StopRequest | None = 
             scheduler,
             todo,
             plans,
-            partial(collect, target=target),
+            Collection(target),
             journal.path,
             presenter,
             len(jobs),
@@ -140,6 +160,12 @@ def execute(
     if error:
         raise error
     return summary
+
+
+def preload(module: str) -> None:
+    """Imports `module` on a thread of its own, so that its loading overlaps waits on the
+    network; importing it again later finds it loaded (or waits for this import to end)."""
+    threading.Thread(target=importlib.import_module, args=(module,), name=f"import {module}", daemon=True).start()
 
 
 def listen(clients: Sequence[ComfyClient], client_id: str, scheduler: Scheduler) -> dict[str, EventStream]:

@@ -24,14 +24,26 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .collect import Downloader, Finished
-from .comfy.client import HistoryEntry, Queued, QueueState, ServerAddress
-from .comfy.events import Event, Progress, PromptDone, PromptStarted, StreamLost, StreamRestored
+from .comfy.address import ServerAddress
+from .comfy.events import (
+    Event,
+    ImageStreamed,
+    OutputsListed,
+    Progress,
+    PromptDone,
+    PromptStarted,
+    StreamLost,
+    StreamRestored,
+    streaming_outputs,
+)
+from .comfy.replies import FileRef, HistoryEntry, Queued, QueueState
+from .early import EarlyOutputs
 from .errors import BatchError, Cancelled, CannotSave, JobFailed, ServerUnreachable
 from .journal import JobRecord, Record, Status
-from .plan import PlannedJob
+from .order import grouped, switches
 from .policy import (
     COLLECT_ATTEMPTS,
     MAX_LOSSES,
@@ -39,12 +51,14 @@ from .policy import (
     Phase,
     ServerState,
     Task,
+    Waiting,
     answered,
     busy_interval,
     failed,
     given_up,
     hand_off_due,
     has_room,
+    images_complete,
     lookup_due,
     lost,
     may_still_land,
@@ -54,7 +68,10 @@ from .policy import (
 )
 from .progress import Reporter
 from .results import CANCELLED, FAILED, OK, JobResult, ServerStats
-from .resume import Todo
+
+if TYPE_CHECKING:
+    from .plan import PlannedJob
+    from .resume import Todo
 
 # How often the owner looks at the stop flag, its deadlines and its servers when nothing happens.
 POLL_SECONDS = 0.1
@@ -73,6 +90,7 @@ class SchedulerOptions:
     retry_for: float = 180.0  # seconds every server may stay unreachable before we give up
     fail_fast: bool = False
     sequential: bool = False  # the original script's algorithm: queue, wait, download, save, next
+    keep_order: bool = False  # run jobs as written, not grouped by the models they load
 
 
 class StopRequest:
@@ -118,8 +136,24 @@ class SystemClock:
 
 # Runs a function in the background; tests run it at once.
 Spawn = Callable[[Callable[[], None]], None]
-# Fetches and saves a finished prompt's outputs (collect.collect, with the output folder bound).
-Collector = Callable[[Downloader, Finished, threading.Event], tuple[str, ...]]
+
+
+class Collector(Protocol):
+    """Fetches and saves prompts' outputs (collect.Collection, with the output folder); its
+    calls run on worker threads."""
+
+    @property
+    def fetches_early(self) -> bool:
+        """Whether files an output node names are worth fetching before the prompt ends."""
+        ...
+
+    def collect(self, server: Downloader, finished: Finished, stop: threading.Event) -> tuple[str, ...]:
+        """Saves a finished prompt's outputs; returns their paths (see collect.collect)."""
+        ...
+
+    def fetch_early(self, server: Downloader, ref: FileRef, early: EarlyOutputs, stop: threading.Event) -> None:
+        """Fetches one file ahead into `early` (see collect.fetch_early); always settles it."""
+        ...
 
 
 def spawn_daemon(work: Callable[[], None]) -> None:
@@ -165,14 +199,14 @@ class Scheduler:
         self._clock: Clock = clock or SystemClock()
         self._spawn = spawn
         self._inbox: queue.Queue[_News | _Reply] = queue.Queue()
-        self._todo: deque[Task] = deque()
+        self._todo = Waiting()
         self._to_collect: deque[tuple[Flight, HistoryEntry | None]] = deque()
         self._collecting: set[Flight] = set()
         self._results: list[JobResult] = []
         self._cancelling = 0  # cancel calls under way
         self._stopping = False
         self._stop_saving = threading.Event()
-        self._collect: Collector = _not_running
+        self._collector: Collector | None = None
         self._journal: Callable[[Record], None] = _not_running
         self._run_started = 0.0
 
@@ -192,20 +226,20 @@ class Scheduler:
         self,
         todo: Iterable[Todo],
         plans: Mapping[int, PlannedJob],
-        collect: Collector,
+        collector: Collector,
         journal: Callable[[Record], None],
         stop: StopRequest,
     ) -> bool:
-        """Runs every job; True if it stopped at a StopRequest. `collect` fetches and saves a
-        finished job's outputs (on a worker thread), `journal` appends to the manifest. Raises
+        """Runs every job; True if it stopped at a StopRequest. `collector` fetches and saves
+        jobs' outputs (on worker threads), `journal` appends to the manifest. Raises
         ServerUnreachable when no server has answered for --retry-for seconds, CannotSave
         when the outputs or the journal cannot be written; our prompts are cancelled first."""
-        self._collect, self._journal = collect, journal
+        self._collector, self._journal = collector, journal
         self._run_started = self._clock.time()
         now = self._clock.monotonic()
         for server in self._servers:
             server.last_news = now
-        for item in todo:
+        for item in self._in_order(list(todo), plans):
             self._take(item, plans[item.job.index])
         stop.graceful = True
         try:
@@ -225,6 +259,19 @@ class Scheduler:
             raise
         finally:
             stop.graceful = False
+
+    def _in_order(self, todo: list[Todo], plans: Mapping[int, PlannedJob]) -> list[Todo]:
+        """The jobs grouped by the models they load (order.py), unless --keep-order."""
+        if self._options.keep_order:
+            return todo
+        in_order = grouped(todo, lambda item: plans[item.job.index].models)
+        written, now = (switches(plans[item.job.index].models for item in jobs) for jobs in (todo, in_order))
+        if now < written:
+            self._reporter.note(
+                f"jobs grouped by the models they load: {now} model change{'' if now == 1 else 's'} "
+                f"instead of {written} (--keep-order runs them as written)"
+            )
+        return in_order
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -264,10 +311,17 @@ class Scheduler:
 
     def _take(self, item: Todo, plan: PlannedJob) -> None:
         """A job to do; one an earlier run posted is looked up on its server before anything else."""
-        task = Task(plan, dict(item.saved), saved_before=len(item.saved))
+        models = () if self._options.keep_order else plan.models
+        task = Task(plan, dict(item.saved), saved_before=len(item.saved), models=models)
         server = self._by_name.get(item.earlier.server) if item.earlier else None
         if item.earlier is None or server is None:
             self._todo.append(task)
+            return
+        if streaming_outputs(plan.graph()):
+            # Its images went to the socket of the run that posted it: it runs again, and its
+            # copy there, if still queued, is cancelled.
+            self._todo.append(task)
+            self._disown(server, item.earlier.prompt_id)
             return
         earlier = item.earlier
         flight = Flight(task, server, earlier.prompt_id, earlier.queued_at, Phase.EARLIER, adopted=True)
@@ -292,7 +346,9 @@ class Scheduler:
         self._record(self._flight_record(flight, Status.SUBMITTING))
         server.flights[flight.prompt_id] = flight
         server.posting_since = now
+        server.models = task.models
         api, graph, prompt_id = self._apis[server.name], task.plan.graph(), flight.prompt_id
+        flight.streams_to, flight.stream_losses = streaming_outputs(graph), server.stream_losses
         self._call(lambda: api.queue_prompt(graph, self._client_id, prompt_id), partial(self._on_posted, flight, now))
 
     def _on_posted(self, flight: Flight, sent: float, queued: Queued | None, error: Exception | None) -> None:
@@ -325,7 +381,7 @@ class Scheduler:
         for problem in queued.dropped_outputs:
             self._reporter.warning(f"job {flight.task.index}: the server runs it without an output: {problem}")
         if flight.done:
-            self._start_collecting(flight, None)
+            self._ended(flight, None)
 
     def _confirm(self, flight: Flight) -> None:
         """The server has the prompt."""
@@ -352,10 +408,16 @@ class Scheduler:
             server.look_now = True  # whatever happened meanwhile must be looked up
             return
         if isinstance(event, StreamLost):
+            server.stream_losses += 1
             if server.flights:
                 reason = event.reason.splitlines()[0][:160] if event.reason else "no reason given"
                 self._reporter.warning(f"{server.name}: WebSocket lost ({reason}); reconnecting")
             return
+        if isinstance(event, ImageStreamed):
+            self._on_image(server, event)
+            return
+        if isinstance(event, Progress):
+            server.progress_of = (event.prompt_id, event.node)
         flight = server.flights.get(event.prompt_id)
         if flight is None:
             return
@@ -363,11 +425,42 @@ class Scheduler:
             if flight.phase is Phase.POSTING:
                 flight.done = True
             else:
-                self._start_collecting(flight, None, event.at)
+                self._ended(flight, event.at)
         elif isinstance(event, PromptStarted):
             flight.started_at = event.at
         elif isinstance(event, Progress):
             self._reporter.progress(flight.task.plan.job, event.value, event.max)
+        elif isinstance(event, OutputsListed):
+            self._fetch_early(flight, event.files)
+
+    def _on_image(self, server: ServerState, image: ImageStreamed) -> None:
+        """An image from the socket: kept if one of our prompts' streaming nodes sent it. A
+        type-1 frame names neither: it follows the progress message of its node."""
+        prompt_id, node = image.prompt_id, image.node
+        if prompt_id is None and server.progress_of is not None:
+            prompt_id, node = server.progress_of
+        flight = server.flights.get(prompt_id) if prompt_id is not None else None
+        if flight is not None and node in flight.streams_to:
+            flight.early.add_image(node, image.extension, image.data)
+
+    def _fetch_early(self, flight: Flight, files: tuple[FileRef, ...]) -> None:
+        """Starts downloading the files an output node of a running prompt names."""
+        collector = self._collector
+        if collector is None or not collector.fetches_early or self._stopping:
+            return
+        api, early = self._apis[flight.server.name], flight.early
+        for ref in files:
+            if early.claim(ref):
+                work = partial(collector.fetch_early, api, ref, early, self._stop_saving)
+                self._call(work, _raise_bugs)
+
+    def _ended(self, flight: Flight, at: float | None) -> None:
+        """The socket says the prompt has ended (its history is written): collected, unless
+        the socket was lost meanwhile and some of the images it streams may be missing."""
+        if images_complete(flight):
+            self._start_collecting(flight, None, at)
+        else:
+            self._lost(flight, "streamed images over a WebSocket that was lost meanwhile")
 
     def _look_up(self, server: ServerState, now: float) -> None:
         """Asks the server what became of our prompts, trusting it over the events we got, and
@@ -419,24 +512,33 @@ class Scheduler:
             elif flight.adopted and entry.interrupted:
                 # Stopped by the run that posted it (Ctrl-C): it never produced its outputs.
                 del server.flights[prompt_id]
-                self._todo.appendleft(flight.task)
+                self._todo.put_back(flight.task)
+            elif flight.streams_to and images_complete(flight) and not flight.seen_finished:
+                # Its last images may still be on their way: the socket's end of the prompt
+                # follows them. Looked up once more if that does not come.
+                flight.seen_finished = True
+            elif flight.streams_to:
+                self._lost(flight, "streamed images, but its WebSocket never said the prompt ended")
             else:
                 self._start_collecting(flight, entry)
 
-    def _lost(self, flight: Flight) -> None:
-        """The server has no trace of the prompt: queued again, unless it keeps disappearing."""
+    def _lost(self, flight: Flight, why: str | None = None) -> None:
+        """The server has no trace of the prompt (or, `why`, what it made cannot be had):
+        queued again, unless that keeps happening."""
         server, task = flight.server, flight.task
         del server.flights[flight.prompt_id]
+        flight.early.drop()
         if flight.phase is Phase.UNSURE:
             server.abandoned.add(flight.prompt_id)  # its POST may still land
         if flight.adopted:
             self._reporter.note(f"job {task.index}: not on {server.name} any more; running it again")
-            self._todo.appendleft(task)
+            self._todo.put_back(task)
             return
-        why = "may never have received it" if flight.phase is Phase.UNSURE else "lost it (restarted?)"
+        if why is None:
+            why = "may never have received it" if flight.phase is Phase.UNSURE else "lost it (restarted?)"
         if lost(task):
             self._reporter.warning(f"job {task.index}: {server.name} {why}; queueing it again")
-            self._todo.appendleft(task)
+            self._todo.put_back(task)
         else:
             error = f"{server.name} {why}, {MAX_LOSSES} times; not queueing it again"
             if flight.phase is Phase.UNSURE and server.last_error:
@@ -475,7 +577,7 @@ class Scheduler:
         server.flights.clear()
         for flight in reversed(flights):
             server.abandoned.add(flight.prompt_id)
-            self._todo.appendleft(flight.task)
+            self._todo.put_back(flight.task)
         count = len(flights)
         self._reporter.warning(f"{server.name}: handing {count} job{'s' if count != 1 else ''} to the other servers")
 
@@ -508,8 +610,9 @@ class Scheduler:
         while self._to_collect and len(self._collecting) < DOWNLOAD_WORKERS:
             flight, entry = self._to_collect.popleft()
             self._collecting.add(flight)
-            finished = Finished(flight.task.index, flight.prompt_id, entry, flight.task.saved)
-            work = partial(self._collect, self._apis[flight.server.name], finished, self._stop_saving)
+            finished = Finished(flight.task.index, flight.prompt_id, entry, flight.task.saved, flight.early)
+            assert self._collector is not None, "run() sets it"
+            work = partial(self._collector.collect, self._apis[flight.server.name], finished, self._stop_saving)
             self._call(work, partial(self._on_collected, flight, self._clock.monotonic()))
 
     def _on_collected(
@@ -518,13 +621,17 @@ class Scheduler:
         self._collecting.discard(flight)
         server, now = flight.server, self._clock.monotonic()
         server.last_news = now
+        again = isinstance(error, ServerUnreachable) and flight.collect_attempts + 1 < COLLECT_ATTEMPTS
+        if not again or self._stopping:
+            flight.early.drop()  # not when it is collected again: its images exist nowhere else
         if files is not None:
             new_files = max(0, len(files) - flight.task.saved_before)
             self._finish(self._result(flight, OK, files=files, new_files=new_files))
         elif isinstance(error, Cancelled) or (isinstance(error, ServerUnreachable) and self._stopping):
             pass  # stopping: the journal has what was saved; a resume collects the rest
-        elif isinstance(error, ServerUnreachable) and flight.collect_attempts + 1 < COLLECT_ATTEMPTS:
+        elif again:
             # Finished but not fetched: looked up again once the server answers.
+            assert error is not None
             flight.collect_attempts += 1
             flight.phase = Phase.QUEUED
             server.flights[flight.prompt_id] = flight
@@ -644,3 +751,9 @@ class Scheduler:
 
 def _not_running(*args: Any) -> Any:
     raise RuntimeError("the scheduler is not running")
+
+
+def _raise_bugs(value: None, error: Exception | None) -> None:
+    """The outcome of a call whose failures are handled where it ran: only a bug comes back."""
+    if error is not None:
+        raise error

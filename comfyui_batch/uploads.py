@@ -25,11 +25,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .batch import Batch
 from .batchfiles import local_path
-from .comfy.client import ComfyClient
 from .comfy.validate import ANNOTATED_SUFFIXES
 from .errors import BadInput, ServerError
 from .outputs import CorruptOutput, check_image
@@ -37,6 +36,9 @@ from .plan import PlannedJob, overlaid_with, raise_all
 from .quoting import shown, shown_path
 from .userfiles import path_problem
 from .workflow import Target, Workflow
+
+if TYPE_CHECKING:
+    from .comfy.client import ComfyClient
 
 IMAGE_LOADERS: Final = frozenset({"LoadImage", "LoadImageMask"})
 IMAGE_INPUT: Final = "image"

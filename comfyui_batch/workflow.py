@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .comfy.convert import is_ui_format, ui_to_api, widget_input_name
 from .comfy.nodes import NodeDefinitions
+from .comfy.widgets import is_ui_format
 from .errors import BadInput, ConversionError
 from .jsonfile import json_path, read_json, type_name
 from .quoting import listed, shortened, shown, shown_name, shown_names
@@ -244,6 +244,8 @@ def load_workflow(path: Path, definitions: NodeDefinitions | None = None) -> Wor
 
 def _widget_inputs(ui: Mapping[str, Any], definitions: NodeDefinitions) -> dict[str, tuple[str | None, ...]]:
     """For each top-level node of a GUI-format workflow, the input each widget value feeds."""
+    from .comfy.convert import widget_input_name  # loaded for GUI-format files only: see _converted
+
     found = {}
     for node in ui.get("nodes") or []:
         if isinstance(node, Mapping) and isinstance(node.get("id"), (int, float, str)):
@@ -256,6 +258,10 @@ def _widget_inputs(ui: Mapping[str, Any], definitions: NodeDefinitions) -> dict[
 
 
 def _converted(path: Path, ui: Mapping[str, Any], definitions: NodeDefinitions) -> Graph:
+    # The converter is a large module that API-format files never need: loaded only here, so
+    # that a run of one (and every message about the batch file) starts that much sooner.
+    from .comfy.convert import ui_to_api
+
     try:
         graph = ui_to_api(ui, definitions, frontend_version=definitions.frontend_version)
     except ConversionError as e:

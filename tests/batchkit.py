@@ -6,12 +6,18 @@ import io
 import json
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import websocket
+
 from comfyui_batch.cli import main
+
+PNG_FRAME = b"\0\0\0\1\0\0\0\2"  # a type-1 binary frame holding a PNG, what SaveImageWebsocket sends
 
 
 def image_workflow(steps: int = 1, step_ms: int = 0, saves: int = 1) -> dict[str, Any]:
@@ -104,3 +110,24 @@ def wait_for(condition: Callable[[], bool], timeout: float = 90.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def images_the_node_sends(server_url: str, graph: dict[str, Any]) -> list[bytes]:
+    """The PNG files SaveImageWebsocket sends for `graph`, as a plain WebSocket client gets them
+    (`server_url` http://host:port, no proxy)."""
+    client_id = uuid.uuid4().hex
+    ws = websocket.create_connection(f"ws{server_url.removeprefix('http')}/ws?clientId={client_id}", timeout=60)
+    images = []
+    try:
+        reply = httpx.post(f"{server_url}/prompt", json={"prompt": graph, "client_id": client_id}, timeout=30)
+        prompt_id = reply.json()["prompt_id"]
+        while True:
+            opcode, data = ws.recv_data()
+            if opcode == websocket.ABNF.OPCODE_BINARY and data[:8] == PNG_FRAME:
+                images.append(bytes(data[8:]))
+            elif opcode == websocket.ABNF.OPCODE_TEXT:
+                message = json.loads(data)
+                if message["type"] == "executing" and message["data"] == {"node": None, "prompt_id": prompt_id}:
+                    return images
+    finally:
+        ws.close()

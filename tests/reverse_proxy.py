@@ -3,7 +3,8 @@ under a path prefix, can demand a bearer token, a `?token=` or basic auth, gzips
 sends back when the client accepts it, speaks TLS with a certificate of its own, and passes
 WebSocket upgrades through (prefix and credentials checked like any request).
 
-It keeps `requests` ("GET /api/jobs/…", prefix removed) and counts `websockets` opened.
+It keeps `requests` ("GET /api/jobs/…", prefix removed), the same with their query strings in
+`queries`, and counts `websockets` opened.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class ReverseProxy:
         self.upstream = ("127.0.0.1", upstream_port)
         self.prefix = prefix
         self.requests: list[str] = []
+        self.queries: list[str] = []
         self.websockets = 0
         self.refused = 0
         proxy = self
@@ -103,6 +105,7 @@ class ReverseProxy:
         path = url.path[len(self.prefix) :] or "/"
         target = path + ("?" + urlencode(query) if query else "")
         self.requests.append(f"{method} {path}")
+        self.queries.append(f"{method} {target}")
         if request.headers.get("Upgrade", "").lower() == "websocket":
             self.websockets += 1
             return self._tunnel(request, method, target)

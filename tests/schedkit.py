@@ -1,8 +1,10 @@
 """An in-process stand-in for ComfyUI servers, on a fake clock, to drive the scheduler's
 policy in milliseconds: hand-off, lost prompts, fail-fast, timeouts, backoff, stops.
 
-`FakeServer` runs one prompt at a time; each takes `job_seconds` of fake time. Calls run at
-once on the scheduler's thread (`inline_spawn`); a call can be made to hang (it never answers)
+`FakeServer` runs one prompt at a time; each takes `job_seconds` of fake time, plus
+`load_seconds` when it loads other models than the prompt before it. With `socket`, it tells the
+scheduler as a WebSocket would when a prompt ends (after the images of its SaveImageWebsocket
+node, if it has one); else only lookups find out. Calls run at once on the scheduler's thread (`inline_spawn`); a call can be made to hang (it never answers)
 or to fail as an unreachable server would.
 """
 
@@ -11,11 +13,13 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import IO, Any, TypeVar
 
 from comfyui_batch.batch import Job
-from comfyui_batch.collect import Downloader, Finished, collect
+from comfyui_batch.collect import Collection
 from comfyui_batch.comfy.client import FileRef, HistoryEntry, Queued, QueueState, ServerAddress
+from comfyui_batch.comfy.events import Event, ImageStreamed, PromptDone
 from comfyui_batch.errors import PromptRejected, ServerUnreachable
 from comfyui_batch.journal import FileRecord, JobRecord, Record
 from comfyui_batch.plan import PlannedJob
@@ -75,6 +79,8 @@ class Prompt:
     prompt_id: str
     job: int
     fail: str = ""
+    models: tuple[str, ...] = ()
+    streams: bool = False  # it has a SaveImageWebsocket node (7), which sends one image
 
 
 @dataclass
@@ -82,6 +88,9 @@ class FakeServer:
     url: str = "http://gpu1:8188"
     clock: FakeClock = field(default_factory=FakeClock)  # the run's, once given to a Run
     job_seconds: float = 1.0
+    load_seconds: float = 0.0  # added to a prompt whose models differ from the last one's
+    socket: bool = False  # tells prompts' ends (and streamed images) as a WebSocket does
+    events: Callable[[Event], None] | None = None  # where they go (Run sets it)
     down: bool = False  # every call fails as if the server were off
     hang: set[str] = field(default_factory=set)  # names of methods that do not answer
     hang_timeout: float | None = None  # None: a hung call never ends; else it times out then
@@ -96,6 +105,9 @@ class FakeServer:
     running: Prompt | None = None
     running_until: float = 0.0
     history_entries: dict[str, HistoryEntry] = field(default_factory=dict)
+    loaded: tuple[str, ...] | None = None
+    loads: list[tuple[str, ...]] = field(default_factory=list)  # models loaded, in order
+    ran: list[int] = field(default_factory=list)  # job numbers, in the order they started
 
     @property
     def address(self) -> ServerAddress:
@@ -110,7 +122,8 @@ class FakeServer:
         if self.answer_ids:
             return Queued(f"server-made-{len(self.posted)}", ())
         if not self.forget:
-            self.pending.append(Prompt(prompt_id, job, self.fail_jobs.get(job, "")))
+            models, streams = tuple(graph.get("models", ())), "7" in graph
+            self.pending.append(Prompt(prompt_id, job, self.fail_jobs.get(job, ""), models, streams))
         return Queued(prompt_id, ())
 
     def queue(self) -> QueueState:
@@ -168,7 +181,12 @@ class FakeServer:
             if not self.pending:
                 return
             self.running = self.pending.pop(0)
+            self.ran.append(self.running.job)
             self.running_until = self.clock.now + self.job_seconds
+            if self.running.models != self.loaded:
+                self.loaded = self.running.models
+                self.loads.append(self.loaded)
+                self.running_until += self.load_seconds
 
     def _end(self, prompt: Prompt, interrupted: bool) -> None:
         if self.running is prompt:
@@ -177,6 +195,10 @@ class FakeServer:
         files = () if failed else (FileRef("9", "images", f"{prompt.prompt_id}.png", "", "output"),)
         error = "interrupted at node 2 (Sampler)" if interrupted else prompt.fail or None
         self.history_entries[prompt.prompt_id] = HistoryEntry(prompt.prompt_id, not failed, files, error, interrupted)
+        if self.socket and self.events is not None:
+            if prompt.streams and not failed:
+                self.events(ImageStreamed(prompt.prompt_id, "7", "png", b"image"))
+            self.events(PromptDone(prompt.prompt_id, self.clock.time()))
 
 
 class Reporter:
@@ -207,8 +229,11 @@ class Reporter:
         pass
 
 
-def plan(index: int) -> PlannedJob:
-    return PlannedJob(Job(index, {"color": index}), lambda: {"job": index})
+def plan(index: int, models: tuple[str, ...] = (), streams: bool = False) -> PlannedJob:
+    graph: dict[str, Any] = {"job": index, "models": list(models)}
+    if streams:
+        graph["7"] = {"class_type": "SaveImageWebsocket", "inputs": {}}
+    return PlannedJob(Job(index, {"color": index}), lambda: graph, models=models)
 
 
 @dataclass
@@ -221,20 +246,23 @@ class Run:
     journal: list[Record] = field(default_factory=list)
     reporter: Reporter = field(default_factory=Reporter)
     stop: StopRequest = field(default_factory=StopRequest)
+    streaming: set[int] = field(default_factory=set)  # jobs with a SaveImageWebsocket node
 
     def __post_init__(self) -> None:
         for server in self.servers:
             server.clock = self.clock
+            server.events = partial(self.post_event, server)
         self.scheduler = Scheduler(self.servers, "client", self.reporter, self.options, self.clock, inline_spawn)
         self.started = self.clock.now
 
-    def go(self, jobs: int | Iterable[Todo]) -> bool:
+    def go(self, jobs: int | Iterable[Todo], models: Callable[[int], tuple[str, ...]] = lambda job: ()) -> bool:
+        """Runs jobs 1..n (or these), job n loading `models(n)`."""
         todo = [Todo(Job(i, {"color": i})) for i in range(1, jobs + 1)] if isinstance(jobs, int) else list(jobs)
-        plans = {item.job.index: plan(item.job.index) for item in todo}
-        return self.scheduler.run(todo, plans, self.collect, self.journal.append, self.stop)
+        plans = {i: plan(i, models(i), i in self.streaming) for i in (item.job.index for item in todo)}
+        return self.scheduler.run(todo, plans, Collection(None), self.journal.append, self.stop)
 
-    def collect(self, server: Downloader, finished: Finished, stop: Any) -> tuple[str, ...]:
-        return collect(server, finished, stop, None)
+    def post_event(self, server: FakeServer, event: Event) -> None:
+        self.scheduler.post_event(server.url, event)
 
     @property
     def elapsed(self) -> float:

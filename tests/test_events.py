@@ -3,6 +3,7 @@ reconnect storm. Odd frames come from the fake (a real server cannot send them o
 
 from __future__ import annotations
 
+import json
 import queue
 from typing import Any
 
@@ -13,18 +14,19 @@ from hypothesis import strategies as st
 from websocket import ABNF
 
 from comfyui_batch.comfy.address import ServerAddress
+from comfyui_batch.comfy.client import FileRef
 from comfyui_batch.comfy.events import (
     Event,
-    EventStream,
+    ImageStreamed,
+    OutputsListed,
     Progress,
     PromptDone,
     PromptStarted,
     StreamLost,
-    next_attempt,
     parse_frame,
     parse_message,
-    reconnect_delay,
 )
+from comfyui_batch.comfy.stream import EventStream, next_attempt, reconnect_delay
 
 
 @settings(max_examples=300, deadline=None)
@@ -42,15 +44,20 @@ json_values = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    kind=st.sampled_from(["executing", "execution_start", "progress", "progress_state", "status", "x"]),
+    kind=st.sampled_from(["executing", "execution_start", "progress", "executed", "progress_state", "status", "x"]),
     data=st.fixed_dictionaries(
-        {}, optional={"prompt_id": json_values, "node": json_values, "value": json_values, "max": json_values}
+        {},
+        optional={
+            "prompt_id": json_values,
+            "node": json_values,
+            "value": json_values,
+            "max": json_values,
+            "output": json_values,
+        },
     )
     | json_values,
 )
 def test_no_message_of_any_shape_raises(kind: str, data: Any) -> None:
-    import json
-
     parse_message(json.dumps({"type": kind, "data": data}))
 
 
@@ -99,7 +106,8 @@ def test_odd_frames_neither_stop_the_reader_nor_make_it_reconnect() -> None:
         finally:
             stream.stop()
     seen = collect_events(events)
-    assert [e for e in seen if not isinstance(e, StreamLost)] == [Progress("p", "3", 5, 10), seen[-1]]
+    preview = ImageStreamed(None, None, "jpg", b"jpegbytes")  # the scheduler keeps only its prompts' outputs
+    assert [e for e in seen if not isinstance(e, StreamLost)] == [preview, Progress("p", "3", 5, 10), seen[-1]]
     assert not [e for e in seen if isinstance(e, StreamLost)]
     assert fake.ws_connections == 1
 
@@ -123,3 +131,27 @@ def test_a_server_that_drops_every_connection_is_tried_again_and_the_loss_report
         finally:
             stream.stop()
     assert any(isinstance(e, StreamLost) for e in collect_events(events))
+
+
+def image_frame(metadata: dict[str, Any], image: bytes) -> bytes:
+    text = json.dumps(metadata).encode()
+    return (4).to_bytes(4, "big") + len(text).to_bytes(4, "big") + text + image
+
+
+def test_an_output_nodes_files_are_known_as_soon_as_it_has_run() -> None:
+    output = {"images": [{"filename": "x_00001_.png", "subfolder": "", "type": "output"}], "animated": [False]}
+    event = parse_message(json.dumps({"type": "executed", "data": {"node": "9", "output": output, "prompt_id": "p"}}))
+    assert event == OutputsListed("p", (FileRef("9", "images", "x_00001_.png", "", "output"),))
+    no_ui = parse_message('{"type":"executed","data":{"node":"9","output":null,"prompt_id":"p"}}')
+    assert no_ui is None
+
+
+def test_an_image_sent_over_the_socket_names_its_prompt_and_node_or_leaves_them_to_its_progress() -> None:
+    meta = {"node_id": "7", "display_node_id": "7", "prompt_id": "p", "image_type": "image/png"}
+    assert parse_frame(ABNF.OPCODE_BINARY, image_frame(meta, b"PNG")) == ImageStreamed("p", "7", "png", b"PNG")
+    old_style = (1).to_bytes(4, "big") + (2).to_bytes(4, "big") + b"PNG"
+    assert parse_frame(ABNF.OPCODE_BINARY, old_style) == ImageStreamed(None, None, "png", b"PNG")
+    text = (3).to_bytes(4, "big") + (1).to_bytes(4, "big") + b"7hello"
+    for odd in (text, image_frame({**meta, "image_type": "image/tiff"}, b"x"), image_frame({"prompt_id": 1}, b"x")):
+        assert parse_frame(ABNF.OPCODE_BINARY, odd) is None
+    assert parse_frame(ABNF.OPCODE_BINARY, (4).to_bytes(4, "big") + (99).to_bytes(4, "big") + b"{}") is None

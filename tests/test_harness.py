@@ -18,7 +18,7 @@ import websocket
 from comfy_server import ComfyServer
 from PIL import Image
 
-TEST_NODES = {"TestSlowSampler", "TestFail", "TestTextOutput", "TestFileOutputs"}
+TEST_NODES = {"TestSlowSampler", "TestModelLoader", "TestFail", "TestTextOutput", "TestFileOutputs"}
 
 
 def run_prompt(
@@ -69,6 +69,13 @@ def test_custom_nodes_loaded(comfy_server: ComfyServer) -> None:
         if ("IMPORT FAILED" in line or "Cannot import" in line) and "batch_test_nodes" in line
     ]
     assert failures == []
+
+
+def test_the_websocket_image_node_is_loaded(comfy_server: ComfyServer) -> None:
+    # ComfyUI ships it as a custom node file (custom_nodes/websocket_image_save.py), not in core.
+    info = httpx.get(comfy_server.url + "/object_info/SaveImageWebsocket").json()
+    assert info["SaveImageWebsocket"]["python_module"] == "custom_nodes.websocket_image_save"
+    assert info["SaveImageWebsocket"]["output_node"] is True
 
 
 def test_slow_sampler_progress_and_image(comfy_server: ComfyServer) -> None:

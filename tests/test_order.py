@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from comfyui_batch.order import grouped, model_key, switches
+from comfyui_batch.batch import Job
+from comfyui_batch.order import grouped, model_key, switches, with_models
+from comfyui_batch.plan import PlannedJob
+from comfyui_batch.workflow import Target
 
 
 def sd_job(checkpoint: str, seed: int, lora: str | None = None, strength: float = 1.0) -> dict[str, Any]:
@@ -53,3 +57,22 @@ def test_jobs_sharing_a_checkpoint_stay_together_whatever_their_loras() -> None:
 def test_a_batch_already_in_order_is_left_as_it_is() -> None:
     jobs = [(n, sd_job("a.safetensors" if n <= 3 else "b.safetensors", n)) for n in range(1, 7)]
     assert grouped(jobs, lambda job: model_key(job[1])) == jobs
+
+
+def test_only_jobs_that_set_a_loader_have_their_graph_built_for_their_key() -> None:
+    workflow = sd_job("a.safetensors", 0)
+
+    def built(checkpoint: str) -> Callable[[], Mapping[str, Any]]:
+        return lambda: sd_job(checkpoint, 0)
+
+    def never_built() -> Mapping[str, Any]:
+        raise AssertionError("a seed cannot change what a job loads: its graph is not needed")
+
+    seed, checkpoint = Target("3", "inputs", "seed"), Target("4", "inputs", "ckpt_name")
+    plans = [
+        PlannedJob(Job(1, {"seed": 1}), never_built, {"seed": seed}),
+        PlannedJob(Job(2, {"ckpt": "b.safetensors"}), built("b.safetensors"), {"ckpt": checkpoint}),
+        PlannedJob(Job(3, {"seed": 3}), never_built, {"seed": seed}),
+    ]
+    keys = [plan.models for plan in with_models(plans, workflow, None)]
+    assert keys[0] == keys[2] == model_key(workflow) != keys[1] == model_key(sd_job("b.safetensors", 0))

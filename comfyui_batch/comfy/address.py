@@ -15,10 +15,13 @@ Three ways to authenticate, as deployments do it:
 from __future__ import annotations
 
 import base64
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    import ssl
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
 TOKEN_QUERY_PARAMETER = "token"

@@ -16,7 +16,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -33,7 +33,8 @@ from ..errors import (
     ServerUnreachable,
 )
 from .address import DEFAULT_SERVER, Credentials, ServerAddress, tls_context
-from .events import Event, EventStream
+from .events import Event
+from .limits import MB, ClientOptions, Limits
 from .replies import (
     FileRef,
     HistoryEntry,
@@ -54,7 +55,8 @@ from .replies import (
     parse_queued,
     parse_uploaded,
 )
-from .transfer import CANCELLED, MB, Guard, GuardedTransport, Limits, Stopped, guarded
+from .stream import EventStream
+from .transfer import CANCELLED, Guard, GuardedTransport, Stopped, guarded, httpx_timeout
 
 __all__ = [  # what the rest of the package imports from here
     "DEFAULT_SERVER",
@@ -78,12 +80,6 @@ ERROR_TEXT_BYTES = 4096  # how much of an error answer we read to quote it
 
 
 @dataclass(frozen=True)
-class ClientOptions:
-    limits: Limits = field(default_factory=Limits)
-    ca_cert: Path | None = None  # also trust this certificate for https and wss (self-signed servers)
-
-
-@dataclass(frozen=True)
 class _Answer:
     """An API call's answer, read in full."""
 
@@ -102,7 +98,7 @@ class ComfyClient:
         self.tls = tls_context(self.options.ca_cert) if address.is_tls else None
         self._http = httpx.Client(
             base_url=address.url,
-            timeout=self.options.limits.timeout(),
+            timeout=httpx_timeout(self.options.limits),
             transport=GuardedTransport(self.tls),
             headers=address.credentials.headers(),
             params=address.credentials.query(),

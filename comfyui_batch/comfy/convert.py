@@ -80,6 +80,7 @@ from .widgets import (
     has_value_control,
     has_widget,
     input_specs,
+    is_ui_format,
     node_widgets,
     parse_frontend_version,
     saved_widget_names,
@@ -109,13 +110,6 @@ GROUP_NODE_PREFIXES: Final = ("workflow>", "workflow/")
 
 
 # --------------------------------------------------------------------------- public functions
-
-
-def is_ui_format(data: Any) -> bool:
-    """True for a workflow as the GUI saves it (`nodes` and `links` lists), false for API format."""
-    if not isinstance(data, Mapping):
-        return False
-    return isinstance(data.get("nodes"), list) and isinstance(data.get("links", []), list)
 
 
 def ui_to_api(

@@ -1,38 +1,38 @@
-"""A server's `/ws` stream, read on its own thread and turned into typed events.
+"""What a server's `/ws` frames mean, as typed events (stream.py reads them). Pure.
 
 Events are hints: they tell the scheduler when to look at `/history`, never what happened.
 Messages can be missed (a reconnect does not replay them) and cached runs skip some.
 
-No frame stops the reader: each one goes through `parse_frame`, which answers an event or
-None for anything it does not know or cannot read (malformed JSON, 1e400 as a progress value,
-empty frames, other message types, invalid UTF-8). Only a closed or broken connection ends a
-read, and reconnecting backs off unless the last connection lived a while, so a server that
-accepts and drops at once gets a few attempts a second at most, not a storm.
+No frame is an error: each one goes through `parse_frame`, which answers an event or None for
+anything it does not know or cannot read (malformed JSON, 1e400 as a progress value, empty
+frames, other message types, invalid UTF-8).
 
 Frames are dispatched by opcode (`parse_frame`): text frames are JSON messages, binary frames
-are previews (and, from a SaveImageWebsocket node, outputs) — add their events there.
+images — sampler previews, and the outputs of SaveImageWebsocket nodes (`ImageStreamed`, whose
+prompt and node a type-4 frame names and a type-1 frame leaves to the `progress` message sent
+just before it). Each connection asks for type 4 (FEATURE_FLAGS) first thing.
 """
 
 from __future__ import annotations
 
 import json
-import ssl
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-import websocket
-from websocket import ABNF
+from .replies import FileRef, finite_number, output_files
 
-from .address import ServerAddress
-from .replies import finite_number
+OPCODE_TEXT, OPCODE_BINARY = 0x1, 0x2  # WebSocket data frames (RFC 6455)
 
-RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
-# A connection that lived this long was a real one: the next loss starts the backoff afresh.
-STABLE_SECONDS = 10.0
-
+# Output nodes whose images come over the socket, not as files on the server.
+STREAMING_OUTPUTS: Final = frozenset({"SaveImageWebsocket"})
+# The first text frame of each connection: asks the server to name the prompt and node of each
+# image it sends (binary type 4) instead of leaving them to the message before it (type 1).
+FEATURE_FLAGS: Final = json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
+PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA = 1, 4  # binary event types
+IMAGE_FORMATS: Final = {1: "jpg", 2: "png"}  # a type-1 frame's second word
+IMAGE_TYPES: Final = {"image/jpeg": "jpg", "image/png": "png"}  # a type-4 frame's image_type
 
 # `at` is when the message arrived (epoch seconds), stamped on the reader thread: the main
 # loop may be busy submitting when it comes, and busy-time figures should not drift by that.
@@ -61,6 +61,26 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class OutputsListed:
+    """`executed`: an output node has finished and names its files, which the history will list
+    once the prompt ends: they can be fetched meanwhile."""
+
+    prompt_id: str
+    files: tuple[FileRef, ...]
+
+
+@dataclass(frozen=True)
+class ImageStreamed:
+    """An image sent over the socket: a SaveImageWebsocket output (or a sampler's preview).
+    `prompt_id` and `node` are None from a type-1 frame: the last `progress` message says them."""
+
+    prompt_id: str | None
+    node: str | None
+    extension: str  # png or jpg
+    data: bytes
+
+
+@dataclass(frozen=True)
 class StreamLost:
     reason: str
 
@@ -70,14 +90,51 @@ class StreamRestored:
     """Connected again after a loss: whatever happened meanwhile must be looked up."""
 
 
-Event = PromptDone | PromptStarted | Progress | StreamLost | StreamRestored
+Event = PromptDone | PromptStarted | Progress | OutputsListed | ImageStreamed | StreamLost | StreamRestored
 
 
 def parse_frame(opcode: int, payload: bytes) -> Event | None:
     """One data frame from the server, as an event; None for anything else."""
-    if opcode == ABNF.OPCODE_TEXT:
+    if opcode == OPCODE_TEXT:
         return parse_message(payload.decode("utf-8", errors="replace"))
-    return None  # binary frames: previews, which a batch client does not use
+    if opcode == OPCODE_BINARY:
+        return parse_image(payload)
+    return None
+
+
+def parse_image(payload: bytes) -> ImageStreamed | None:
+    """A binary frame: a big-endian word for its type, then for type 1 a word for the image's
+    format and the image; for type 4 a word for the length of a JSON object naming the prompt,
+    the node and the image's type, the object, and the image. None for other types (type 3 is
+    text), and for a frame that does not hold what its type says."""
+    if len(payload) < 8:
+        return None
+    kind, word = int.from_bytes(payload[:4], "big"), int.from_bytes(payload[4:8], "big")
+    if kind == PREVIEW_IMAGE:
+        extension = IMAGE_FORMATS.get(word)
+        return ImageStreamed(None, None, extension, payload[8:]) if extension else None
+    if kind != PREVIEW_IMAGE_WITH_METADATA or len(payload) < 8 + word:
+        return None
+    try:
+        metadata = json.loads(payload[8 : 8 + word])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(metadata, dict):
+        return None
+    extension = IMAGE_TYPES.get(str(metadata.get("image_type")))
+    prompt_id, node = metadata.get("prompt_id"), metadata.get("display_node_id") or metadata.get("node_id")
+    if extension is None or not isinstance(prompt_id, str) or not isinstance(node, str):
+        return None
+    return ImageStreamed(prompt_id, node, extension, payload[8 + word :])
+
+
+def streaming_outputs(graph: Mapping[str, Any]) -> frozenset[str]:
+    """The nodes of an API graph whose images come over the socket (SaveImageWebsocket)."""
+    return frozenset(
+        str(node_id)
+        for node_id, node in graph.items()
+        if isinstance(node, Mapping) and node.get("class_type") in STREAMING_OUTPUTS
+    )
 
 
 def parse_message(text: str) -> Event | None:
@@ -98,6 +155,9 @@ def parse_message(text: str) -> Event | None:
         return PromptStarted(prompt_id, time.time())
     if kind == "progress":
         return _progress(prompt_id, data)
+    if kind == "executed" and isinstance(data.get("output"), dict):
+        node = data.get("display_node") or data.get("node")
+        return OutputsListed(prompt_id, output_files(str(node), data["output"]))
     return None
 
 
@@ -109,113 +169,3 @@ def _progress(prompt_id: str, data: dict[str, Any]) -> Progress | None:
         return None
     node = data.get("node")
     return Progress(prompt_id, node if isinstance(node, str) else str(node), int(value), int(most))
-
-
-def reconnect_delay(attempt: int) -> float:
-    return RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
-
-
-def next_attempt(attempt: int, lived_seconds: float) -> int:
-    """The backoff step after a connection that lived `lived_seconds`: a real one starts the
-    backoff afresh, one dropped at once goes on with it."""
-    return 0 if lived_seconds >= STABLE_SECONDS else attempt + 1
-
-
-class EventStream:
-    """Keeps one WebSocket open to a server under a fixed client id, reconnecting as needed.
-
-    ComfyUI sends a prompt's events to the socket whose id matches the prompt's client_id, so
-    reconnecting under the same id is what keeps a running job's events coming.
-    """
-
-    def __init__(
-        self,
-        address: ServerAddress,
-        client_id: str,
-        sink: Callable[[Event], None],
-        tls: ssl.SSLContext | None = None,
-        connect_timeout: float = 10.0,
-    ) -> None:
-        self._address = address
-        self._url = address.websocket_url(client_id)  # may carry a token: never shown
-        self._headers = [f"{name}: {value}" for name, value in address.credentials.headers().items()]
-        self._tls = tls
-        self._connect_timeout = connect_timeout
-        self._sink = sink
-        self._stop = threading.Event()
-        self._settled = threading.Event()  # set at the first connection or the first failure
-        self._socket: websocket.WebSocket | None = None
-        self.connections = 0  # how many times it connected (tests read it)
-        self._thread = threading.Thread(target=self._run, name=f"ws {address}", daemon=True)
-
-    def start(self) -> None:
-        """Starts connecting and reading, in the background."""
-        self._thread.start()
-
-    def wait_connected(self, timeout: float = 10.0) -> bool:
-        """True once connected; False if the first attempt failed or took longer than `timeout`."""
-        return self._settled.wait(timeout) and self._socket is not None
-
-    def stop(self) -> None:
-        self._stop.set()
-        socket = self._socket
-        if socket is not None:
-            socket.abort()  # type: ignore[no-untyped-call]
-        self._thread.join(timeout=5)
-
-    def _connect(self) -> websocket.WebSocket:
-        sslopt: dict[str, Any] = {"context": self._tls} if self._tls is not None else {}
-        return websocket.create_connection(
-            self._url,
-            timeout=self._connect_timeout,
-            header=self._headers,
-            sslopt=sslopt,
-            enable_multithread=True,
-            skip_utf8_validation=True,  # decoded in parse_frame, where bad bytes cost one frame only
-        )
-
-    def _run(self) -> None:
-        attempt = 0
-        lost_reported = False
-        while not self._stop.is_set():
-            try:
-                self._socket = self._connect()
-            except (OSError, websocket.WebSocketException) as e:
-                if not lost_reported:
-                    self._sink(StreamLost(self._address.redact(f"cannot connect: {e}")))
-                    lost_reported = True
-                self._settled.set()
-                self._stop.wait(reconnect_delay(attempt))
-                attempt += 1
-                continue
-            self.connections += 1
-            if lost_reported:
-                self._sink(StreamRestored())
-            lost_reported = False
-            self._settled.set()
-            connected_at = time.monotonic()
-            reason = self._read(self._socket)
-            # Close our side fully before reconnecting: the server drops the session of a
-            # client id when the old socket's handler ends, even if a new socket took it over.
-            self._socket.close(timeout=1)
-            self._socket = None
-            if self._stop.is_set():
-                break
-            self._sink(StreamLost(self._address.redact(reason)))
-            lost_reported = True
-            attempt = next_attempt(attempt, time.monotonic() - connected_at)
-            self._stop.wait(reconnect_delay(attempt))
-
-    def _read(self, socket: websocket.WebSocket) -> str:
-        socket.settimeout(None)
-        while not self._stop.is_set():
-            try:
-                opcode, payload = socket.recv_data()
-            except (OSError, websocket.WebSocketException) as e:
-                return f"connection lost: {e or type(e).__name__}"
-            if opcode == ABNF.OPCODE_CLOSE:
-                return "connection closed by the server"
-            event = parse_frame(opcode, payload if isinstance(payload, bytes) else bytes(payload or b""))
-            if event is not None:
-                self._sink(event)
-        return "stopped"

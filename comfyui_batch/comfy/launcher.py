@@ -33,17 +33,15 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-import httpx
-
 from ..errors import BadInput, LaunchFailed
-from .client import ServerAddress
+from .address import ServerAddress
 
 # A first start imports torch and every custom node; on a slow disk that takes minutes.
 DEFAULT_READY_TIMEOUT = 300.0
 STOP_GRACE_SECONDS = 10.0
 MAX_RESTARTS = 3
 LOG_TAIL_LINES = 25
-PROBE_TIMEOUT = httpx.Timeout(2.0)
+PROBE_SECONDS = 2.0
 POLL_SECONDS = 0.25
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Set by us from --server and --gpus: the same flag among the user's arguments would win
@@ -215,13 +213,16 @@ def server_command(install: Install, server: LocalServer, args: Sequence[str], w
 
 
 # --- is anyone there ---------------------------------------------------------------------------
+# (httpx is loaded by the probes, not with the module: the command line reads the options here.)
 
 
 def answers(address: ServerAddress) -> bool:
     """Whether anything takes connections at the address (a ComfyUI or not: we never start a
     second server on a port in use; the run says what is wrong with what is there)."""
+    import httpx
+
     try:
-        httpx.get(f"{address}/system_stats", timeout=PROBE_TIMEOUT, verify=False)
+        httpx.get(f"{address}/system_stats", timeout=PROBE_SECONDS, verify=False)
     except (httpx.ConnectError, httpx.ConnectTimeout):
         return False
     except httpx.HTTPError:
@@ -231,8 +232,10 @@ def answers(address: ServerAddress) -> bool:
 
 def ready(address: ServerAddress) -> bool:
     """Whether ComfyUI at the address has finished starting."""
+    import httpx
+
     try:
-        return httpx.get(f"{address}/system_stats", timeout=PROBE_TIMEOUT, verify=False).status_code == 200
+        return httpx.get(f"{address}/system_stats", timeout=PROBE_SECONDS, verify=False).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -154,6 +154,13 @@ def parse_history_entry(prompt_id: str, entry: Any, where: str = "history entry"
 _NO_DETAILS = "the server reports the prompt failed, without details"
 
 
+def output_files(node_id: str, output: Mapping[str, Any]) -> tuple[FileRef, ...]:
+    """The files one node's UI output names (an `executed` message's `output`): what the
+    history will list for it. Entries that do not name a file usably are left out (the
+    history reports them)."""
+    return _output_files({node_id: output}, "executed")[0]
+
+
 def _output_files(outputs: Mapping[str, Any], where: str) -> tuple[tuple[FileRef, ...], tuple[str, ...]]:
     """Every file named under the outputs. Other values (text previews, the `animated` flags,
     a custom node's own data) are not files and are passed over; an entry that names a file

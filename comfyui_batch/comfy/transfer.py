@@ -7,8 +7,7 @@ each read waits in short slices, and between slices asks the exchange's `Guard` 
 calling thread by `guarded()`) whether to give up — past its deadline, or cancelled. The guard
 raises `Stopped` from inside the read; the caller turns it into the error that fits.
 
-`Limits` holds the bounds, with generous defaults: a server busy loading a model answers
-slowly, and outputs can be videos of gigabytes.
+The bounds themselves are `limits.Limits`.
 """
 
 from __future__ import annotations
@@ -24,59 +23,10 @@ from typing import Any
 import httpcore
 import httpx
 
+from .limits import Limits
+
 # How often a waiting read looks at its guard: how promptly a cancel or a deadline acts.
 SLICE_SECONDS = 0.2
-MB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Limits:
-    connect_seconds: float = 10.0
-    read_seconds: float = 60.0  # the longest silence while an answer is due
-    request_seconds: float = 120.0  # one API call, from sending to the last byte of the answer
-    # One file: this many seconds if set; else DOWNLOAD_GRACE_SECONDS plus the time the bytes
-    # received so far take at DOWNLOAD_MIN_RATE, so a stalled or trickling transfer ends soon
-    # and a large one on a slow link is never cut.
-    download_seconds: float | None = None
-    download_grace_seconds: float = 60.0
-    download_min_rate: float = 128 * 1024  # bytes per second
-    max_download_bytes: int = 2048 * MB
-    max_reply_bytes: int = 256 * MB  # an API answer (/object_info of a large install: tens of MB)
-
-    def timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(
-            connect=self.connect_seconds,
-            read=self.read_seconds,
-            write=self.read_seconds,
-            pool=self.connect_seconds,
-        )
-
-    def request_overdue(self, elapsed: float, received: int) -> str | None:
-        if elapsed <= self.request_seconds:
-            return None
-        return f"no complete answer within {self.request_seconds:g} s"
-
-    def download_overdue(self, elapsed: float, received: int) -> str | None:
-        if self.download_seconds is not None:
-            if elapsed <= self.download_seconds:
-                return None
-            return f"not complete after {self.download_seconds:g} s (--download-timeout): {_size(received)} received"
-        allowed = self.download_grace_seconds + received / self.download_min_rate
-        if elapsed <= allowed:
-            return None
-        return (
-            f"too slow: {_size(received)} in {elapsed:.0f} s (a download may take "
-            f"{self.download_grace_seconds:g} s plus 1 s per {_size(int(self.download_min_rate))}; "
-            "--download-timeout sets a fixed bound)"
-        )
-
-
-def _size(count: int) -> str:
-    if count < 10 * 1024:
-        return f"{count} bytes"
-    if count < 10 * MB:
-        return f"{count // 1024} KB"
-    return f"{count // MB} MB"
 
 
 CANCELLED = "cancelled"
@@ -188,6 +138,16 @@ class _GuardedBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
+
+
+def httpx_timeout(limits: Limits) -> httpx.Timeout:
+    """httpx's per-step timeouts for `limits`."""
+    return httpx.Timeout(
+        connect=limits.connect_seconds,
+        read=limits.read_seconds,
+        write=limits.read_seconds,
+        pool=limits.connect_seconds,
+    )
 
 
 class GuardedTransport(httpx.HTTPTransport):

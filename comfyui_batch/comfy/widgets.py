@@ -66,6 +66,13 @@ FrontendVersion = tuple[int, ...]
 NEWEST_FRONTEND: Final[FrontendVersion] = (1, 49, 6)
 
 
+def is_ui_format(data: Any) -> bool:
+    """True for a workflow as the GUI saves it (`nodes` and `links` lists), false for API format."""
+    if not isinstance(data, Mapping):
+        return False
+    return isinstance(data.get("nodes"), list) and isinstance(data.get("links", []), list)
+
+
 def parse_frontend_version(text: str | None) -> FrontendVersion:
     """(1, 32, 9) for "1.32.9"; the newest known frontend when unknown or unreadable."""
     parts = text.split(".") if isinstance(text, str) else []

@@ -14,10 +14,24 @@ it is never taken for an output.
     gallery     the HTML page (gallery.css and gallery.js are inlined into it)
     draw        fonts, wrapped labels, fitted images, PNGs of ours
     files       writing whole files, never over another's; finding saved outputs
+    options     what the command line asked for
     presenter   all of the above during a run
+
+Importing the package loads only `gridspec` and `options`, which the batch file and the command
+line need before anything runs; the presenter (and Pillow) load on first use.
 """
 
+from typing import Any
+
 from .gridspec import GridSpec, read_grid
-from .presenter import Presenter, PresentOptions, open_presenter
+from .options import PresentOptions
 
 __all__ = ["GridSpec", "PresentOptions", "Presenter", "open_presenter", "read_grid"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Presenter", "open_presenter"):
+        from . import presenter
+
+        return getattr(presenter, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,20 +31,13 @@ from .files import file_name, free_name, is_image, write_atomically
 from .gallery import Page, PageHeader, is_our_page
 from .grids import GridPlan, draw_grid, plan_grids
 from .gridspec import GridSpec
+from .options import PresentOptions
 from .records import History, is_final, job_record, made_record, read_history, waiting
 from .sheet import draw_sheet, entries
 
-DEFAULT_INTERVAL = 2.0  # seconds: the page is rewritten at most this often while jobs finish
 IDLE_WAIT = 5.0  # seconds: the writer's longest sleep before it checks whether it should stop
 JOIN_TIMEOUT = 600.0  # seconds: the longest `finish` waits for a grid being built to be done
 SHEET_MAX_SIDE = 8192
-
-
-@dataclass(frozen=True)
-class PresentOptions:
-    gallery: bool = True
-    contact_sheet: bool = False
-    interval: float = DEFAULT_INTERVAL
 
 
 @dataclass(frozen=True)

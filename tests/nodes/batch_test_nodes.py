@@ -39,10 +39,11 @@ class TestSlowSampler:
                 "steps": ("INT", {"default": 5, "min": 1, "max": 10000}),
                 "step_ms": ("INT", {"default": 60, "min": 0, "max": 60000}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED}),
-            }
+            },
+            "optional": {"model": ("MODEL",)},
         }
 
-    def run(self, image: Any, steps: int, step_ms: int, seed: int) -> tuple[Any]:
+    def run(self, image: Any, steps: int, step_ms: int, seed: int, model: Any = None) -> tuple[Any]:
         bar = comfy.utils.ProgressBar(steps)
         for _ in range(steps):
             deadline = time.monotonic() + step_ms / 1000.0
@@ -52,6 +53,24 @@ class TestSlowSampler:
                 time.sleep(min(left, 0.05))
             bar.update(1)  # the progress hook also raises on /interrupt
         return (image,)
+
+
+class TestModelLoader:
+    """Stands in for a checkpoint loader: gives a MODEL named `name`, and logs
+    `TestModelLoader: loading <name>` each time it runs, which is each time ComfyUI has to
+    load it again (not when its output is still cached from the prompt before)."""
+
+    CATEGORY = "batch_tests"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"name": ("STRING", {"default": "model-a"})}}
+
+    def load(self, name: str) -> tuple[Any]:
+        print(f"TestModelLoader: loading {name}", flush=True)
+        return ({"name": name},)
 
 
 class TestFail:
@@ -148,6 +167,7 @@ class TestFileOutputs:
 
 NODE_CLASS_MAPPINGS = {
     "TestSlowSampler": TestSlowSampler,
+    "TestModelLoader": TestModelLoader,
     "TestFail": TestFail,
     "TestTextOutput": TestTextOutput,
     "TestFileOutputs": TestFileOutputs,
@@ -155,7 +175,31 @@ NODE_CLASS_MAPPINGS = {
 
 NODE_DISPLAY_NAME_MAPPINGS = {
     "TestSlowSampler": "Test Slow Sampler",
+    "TestModelLoader": "Test Model Loader",
     "TestFail": "Test Fail",
     "TestTextOutput": "Test Text Output",
     "TestFileOutputs": "Test File Outputs",
 }
+
+
+# --- a request log, for benchmarks ------------------------------------------------------------
+# With $COMFYUI_BATCH_TEST_LOG_REQUESTS set, the server writes one line per HTTP request it
+# serves ("request: GET /view?filename=..."), so a benchmark can count them in the server's log.
+# ComfyUI itself logs none; the middleware goes in while the app can still take one.
+REQUEST_LOG_VARIABLE = "COMFYUI_BATCH_TEST_LOG_REQUESTS"
+
+
+def _log_requests() -> None:
+    import server  # ComfyUI's, importable inside the server process
+    from aiohttp import web
+
+    @web.middleware
+    async def log_request(request: Any, handler: Any) -> Any:
+        print(f"request: {request.method} {request.path_qs}", flush=True)
+        return await handler(request)
+
+    server.PromptServer.instance.app.middlewares.append(log_request)
+
+
+if os.environ.get(REQUEST_LOG_VARIABLE):
+    _log_requests()
