@@ -410,6 +410,17 @@ def build_parser(program: Program = INSTALLED) -> argparse.ArgumentParser:
         help="ComfyUI server: http://host:port, https://host/prefix (behind a proxy) or host:port; repeat it to spread the batch over "
         f"several servers; default: $COMFYUI_URL (comma-separated for several) or {DEFAULT_SERVER}",
     )
+    add_run_arguments(parser)
+    add_output_arguments(parser)
+    add_connection_arguments(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary on stderr")
+    add_launch_arguments(parser)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the jobs run: resuming, checking, order, pace, bounds."""
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -470,6 +481,10 @@ def build_parser(program: Program = INSTALLED) -> argparse.ArgumentParser:
         help="refuse a batch whose variables, sweeps, repeats and dynamic prompts make more jobs than this "
         "(default: %(default)s); it is counted before anything runs",
     )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a run writes besides the outputs."""
     parser.add_argument(
         "--report", type=Path, metavar="FILE.json", help="also write the summary, with every job, as JSON"
     )
@@ -483,8 +498,10 @@ def build_parser(program: Program = INSTALLED) -> argparse.ArgumentParser:
         action="store_true",
         help="also make {batch name}.contact.png: every image of the run on one sheet, labelled with job and seed",
     )
-    add_connection_arguments(parser)
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary on stderr")
+
+
+def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
+    """Starting ComfyUI where none answers (--comfyui)."""
     server = parser.add_argument_group(
         "starting ComfyUI", "when no server answers at the --server address, start one from a ComfyUI folder"
     )
@@ -524,8 +541,6 @@ def build_parser(program: Program = INSTALLED) -> argparse.ArgumentParser:
     server.add_argument(
         "--keep-server", action="store_true", help="leave the servers we started running after the batch"
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
