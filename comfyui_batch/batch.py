@@ -204,13 +204,7 @@ def _parse_widget_item(path: Path, spec: str, where: str) -> WidgetRef:
 
 
 def _parse_selector(path: Path, spec: Mapping[str, Any], where: str) -> ItemSpec:
-    for key in spec:
-        if key not in SELECTOR_KEYS:
-            raise BadInput(
-                path,
-                json_path(where, key),
-                f"unknown key {shown(key)}{_did_you_mean(key, SELECTOR_KEYS)} (an item object takes: {', '.join(SELECTOR_KEYS)})",
-            )
+    _no_unknown_keys(path, spec, SELECTOR_KEYS, where, listed_as="an item object takes")
     if not any(key in spec for key in SELECTOR_NODE_KEYS):
         raise BadInput(
             path,
@@ -517,13 +511,15 @@ def _found(found: Found | None, warnings: list[str]) -> Path | None:
     return found.path
 
 
-def _no_unknown_keys(path: Path, obj: Mapping[str, Any], known: Sequence[str], where: str) -> None:
+def _no_unknown_keys(
+    path: Path, obj: Mapping[str, Any], known: Sequence[str], where: str, listed_as: str = "known here"
+) -> None:
     for key in obj:
         if key not in known:
             raise BadInput(
                 path,
                 json_path(where, key),
-                f"unknown key {shown(key)}{_did_you_mean(key, known)} (known here: {', '.join(known)})",
+                f"unknown key {shown(key)}{_did_you_mean(key, known)} ({listed_as}: {', '.join(known)})",
             )
 
 
