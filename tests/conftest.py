@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from batchkit import cannot_run_here
 from browser import chromium
 from comfy_server import SERVER_LINES, ComfyServer, ServerLineUnavailable, comfyui_home
 from playwright.sync_api import Browser
@@ -40,9 +41,7 @@ def comfy_home(server_line: str) -> Path:
     try:
         return comfyui_home(server_line)
     except ServerLineUnavailable as e:
-        if os.environ.get("COMFYUI_REQUIRE_SERVERS") == "1":
-            pytest.fail(f"{e} (COMFYUI_REQUIRE_SERVERS=1: every server line must run)", pytrace=False)
-        pytest.skip(str(e))
+        cannot_run_here(str(e))
 
 
 @pytest.fixture(scope="session")
