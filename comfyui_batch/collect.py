@@ -86,8 +86,7 @@ def collect(server: Downloader, finished: Finished, stop: threading.Event, targe
     if entry.problems:
         raise JobFailed("the server lists outputs it does not name usably: " + "; ".join(entry.problems))
     for ref in entry.files:
-        check_server_name(ref.subfolder, "subfolder from the server")
-        check_server_name(ref.filename, "file name from the server")
+        _check_names(ref)
     images = finished.early.images
     if target is None:
         return (*(str(ref) for ref in entry.files), *(image.source for image in images))
@@ -112,13 +111,18 @@ def fetch_early(server: Downloader, ref: FileRef, early: EarlyOutputs, stop: thr
     the file again and reports what goes wrong."""
     staged = None
     try:
-        check_server_name(ref.subfolder, "subfolder from the server")
-        check_server_name(ref.filename, "file name from the server")
+        _check_names(ref)
         staged = target.folder.stage(lambda sink: server.download(ref, sink, stop), ref.filename, stop)
     except (BatchError, CorruptOutput):
         pass  # told, if it matters, by the collection's own download
     finally:
         early.settle(ref, staged)
+
+
+def _check_names(ref: FileRef) -> None:
+    """Refuses a file the server names so that it would land outside our output folder."""
+    check_server_name(ref.subfolder, "subfolder from the server")
+    check_server_name(ref.filename, "file name from the server")
 
 
 def output_slots(refs: tuple[FileRef, ...]) -> Iterator[tuple[str, FileRef]]:
