@@ -6,8 +6,9 @@ folder, where no output can ever be (outputs are plain names in the output folde
 When the bytes are complete, synced and checked (`stage`), a free final name is chosen,
 announced to the caller (who journals it, see journal.FileRecord), and only then given to the
 file, by a hard link that fails rather than overwrite (`name`). Between the two, staged bytes
-may wait for a confirmation (collect.EarlyOutputs); unnamed, they are never an output. So after a crash at any moment the journal names every
-file that may have appeared, and `holds` tells whether it did.
+may wait for a confirmation (early.EarlyOutputs); unnamed, they are never an output. So after
+a crash at any moment the journal names every file that may have appeared, and `holds` tells
+whether it did.
 
 Only files this tool provably made are ever removed: its own temporary files, temporary folders
 of runs that are no longer alive (each run holds a lock on its folder while it lives), and
